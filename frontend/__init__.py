@@ -1,0 +1,1 @@
+"""The browser dashboard: server-rendered pages, login, static files."""

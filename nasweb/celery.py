@@ -1,0 +1,37 @@
+"""The Celery application: named queues, late acknowledgement, per-task time limits.
+
+Queues:
+* ``profile``  - profiling chunks of a search space (CPU, runs user code in a sandbox)
+* ``pretrain`` - pretraining a space's surrogate (CPU)
+* ``search``   - search steps: refit the surrogate, propose the next evaluations (CPU, short)
+* ``gpu``      - training evaluations (one per GPU)
+
+``task_acks_late`` with a prefetch of one means a message is acknowledged only after its
+task finished, so a worker killed mid-task leaves the message to be delivered again.
+Every task must therefore be idempotent (see STYLE.md).
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nasweb.settings")
+
+QUEUES = ("profile", "pretrain", "search", "gpu")
+
+app = Celery("nasweb")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [Queue(name, routing_key=name) for name in QUEUES]
+app.autodiscover_tasks()
+
+
+@app.on_after_configure.connect
+def _make_broker_folders(sender: Celery, **_: object) -> None:
+    """The filesystem transport needs its folders to exist before the first message."""
+    options = sender.conf.broker_transport_options or {}
+    for key in ("data_folder_in", "data_folder_out", "control_folder", "processed_folder"):
+        if options.get(key):
+            os.makedirs(options[key], exist_ok=True)

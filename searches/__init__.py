@@ -1,0 +1,1 @@
+"""Searches and their evaluations: scheduling, search steps, GPU evaluations, exports."""
