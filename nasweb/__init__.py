@@ -1,5 +1,5 @@
-"""NASWeb Django project: settings, root URLs, the Celery app and the WSGI/ASGI entry points."""
+"""NASWeb Django project: settings, root URLs, the Celery app, the sandbox for user code.
 
-from nasweb.celery import app as celery_app
-
-__all__ = ["celery_app"]
+Kept empty of imports so that ``python -m nasweb.sandbox`` (the child process that runs
+user code) loads neither Django nor Celery; the Celery app is loaded by ``NaswebConfig.ready``.
+"""

@@ -1,0 +1,109 @@
+"""The web app's one doorway into ``nastune`` for spaces: pretraining, bundles, cached loading."""
+
+from __future__ import annotations
+
+import importlib
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from django.conf import settings
+from scipy.stats import kendalltau
+
+from spaces import examples
+from spaces.models import SearchSpace
+
+if TYPE_CHECKING:
+    import nastune
+
+QUALITY_SAMPLE = 300
+_CACHE_SIZE = 4
+_cache: OrderedDict[tuple[str, float], nastune.SearchSpace] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _engine_space(space: SearchSpace, encodings: list[Any], path: Path) -> nastune.SearchSpace:
+    from nastune import create_search_space
+
+    features = None
+    example = examples.get(space.example) if space.example else None
+    if example is not None:
+        features = getattr(importlib.import_module(example.module), "features", None)
+    engine_space = create_search_space(space.name, path, encodings, features=features)
+    if space.module_source:
+        engine_space.module_source = space.module_source
+        engine_space.module_name = "user_module"
+        engine_space.function_name = "encoding_to_net"
+    return engine_space
+
+
+def _scratch_dir() -> Path:
+    root = settings.VAR_DIR / "scratch"
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="pretrain-", dir=root))
+
+
+def pretrain_and_bundle(space: SearchSpace, encodings: list[Any], profile: dict[str, np.ndarray],
+                        failures: dict[int, str]) -> Path:
+    """Pretrain the surrogate on every profiled metric at once and write the bundle; returns its path."""
+    path = _scratch_dir() / "space.nastune"
+    engine_space = _engine_space(space, encodings, path)
+    engine_space.failures = dict(failures)
+    engine_space.preprocess(pretraining_data=profile, seed=0, progress=False)
+    return path
+
+
+def surrogate_quality(space: SearchSpace, encodings: list[Any], profile: dict[str, np.ndarray]) -> dict:
+    """Kendall tau of a surrogate pretrained without 10% of the profiled candidates, on those.
+
+    Returns ``{metric: {"tau", "n", "predicted", "measured"}}`` with a sample of the points for the
+    dashboard's predicted-vs-measured plot; empty when too few candidates were profiled.
+    """
+    profiled = np.flatnonzero(np.any([np.isfinite(values) for values in profile.values()], axis=0))
+    if len(profiled) < 30:
+        return {}
+    rng = np.random.default_rng(0)
+    held_out = np.sort(rng.choice(profiled, size=min(2000, max(10, len(profiled) // 10)), replace=False))
+    training = {metric: values.copy() for metric, values in profile.items()}
+    for values in training.values():
+        values[held_out] = np.nan
+    training = {metric: values for metric, values in training.items() if np.isfinite(values).any()}
+    engine_space = _engine_space(space, encodings, _scratch_dir() / "quality.nastune")
+    engine_space.preprocess(pretraining_data=training, seed=0, progress=False, save=False)
+    predictions = engine_space.predict(held_out)
+    quality: dict[str, Any] = {}
+    for metric, (mean, _std) in predictions.items():
+        measured = profile[metric][held_out]
+        finite = np.isfinite(measured) & np.isfinite(mean)
+        if finite.sum() < 5:
+            continue
+        tau = kendalltau(mean[finite], measured[finite]).statistic
+        shown = rng.permutation(np.flatnonzero(finite))[:QUALITY_SAMPLE]
+        quality[metric] = {
+            "tau": None if not np.isfinite(tau) else round(float(tau), 4),
+            "n": int(finite.sum()),
+            "predicted": [float(x) for x in mean[shown]],
+            "measured": [float(x) for x in measured[shown]],
+        }
+    return quality
+
+
+def load_space(space: SearchSpace) -> nastune.SearchSpace:
+    """The space's bundle as a ``nastune.SearchSpace`` (cached per process by file and mtime)."""
+    from nastune import load_search_space
+
+    path = Path(space.bundle_file.path)
+    key = (str(path), path.stat().st_mtime)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    loaded = load_search_space(path)
+    with _cache_lock:
+        _cache[key] = loaded
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return loaded

@@ -1,0 +1,75 @@
+"""NASWeb's ready search spaces, offered in the "New space" form and used by the demo."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Example:
+    """One example space. ``profile_table`` gives known metrics instead of profiling (NB201)."""
+
+    name: str
+    title: str
+    description: str
+    module: str
+    sample_input_shape: tuple[int, ...]
+    max_profiled: int | None = None
+    profile_table: Callable[[], dict[str, np.ndarray]] | None = None
+
+    def build_encodings(self) -> list[Any]:
+        return list(importlib.import_module(self.module).build_encodings())
+
+    def module_source(self) -> str:
+        # The example's code ships with NASWeb, so the module a worker runs is a one-line import.
+        return (
+            f'"""NASWeb example space {self.name!r}: the network builder lives in {self.module}."""\n'
+            f"from {self.module} import encoding_to_net\n\n__all__ = ['encoding_to_net']\n"
+        )
+
+
+def _nb201_profile() -> dict[str, np.ndarray]:
+    """Params and latency from the NAS-Bench-201 table, FLOPs from the analytic cell count."""
+    nb201 = importlib.import_module("examples.nb201")
+    return nb201.profile_table()
+
+
+EXAMPLES: dict[str, Example] = {
+    "nb201": Example(
+        name="nb201",
+        title="NAS-Bench-201 cell space",
+        description="The 15,625 cells of NAS-Bench-201 (6 edges x 5 operations) on 32x32 images; "
+                    "profile taken from the benchmark table.",
+        module="examples.nb201",
+        sample_input_shape=(1, 3, 32, 32),
+        profile_table=_nb201_profile,
+    ),
+    "mobileone": Example(
+        name="mobileone",
+        title="MobileOne (depth and width per stage)",
+        description="MobileOne-s0 varied in depth and width per stage, SE and branches "
+                    "(paper Table 1), filtered to 19-22 blocks and 0.86M-1.26M test-time parameters.",
+        module="examples.mobileone",
+        sample_input_shape=(1, 3, 224, 224),
+        max_profiled=2000,
+    ),
+    "mobileone_swiftformer": Example(
+        name="mobileone_swiftformer",
+        title="MobileOne-SwiftFormer hybrid",
+        description="Per stage: convolution type and number of SwiftFormer attention blocks (paper Table 3); "
+                    "includes SwiftFormer-XS and MobileOne-s0.",
+        module="examples.mobileone_swiftformer",
+        sample_input_shape=(1, 3, 224, 224),
+        max_profiled=2000,
+    ),
+}
+NAMES = tuple(EXAMPLES)
+
+
+def get(name: str) -> Example | None:
+    return EXAMPLES.get(name)

@@ -1,0 +1,622 @@
+"""Business actions on search spaces: create (upload, example, bundle), delete, and the
+validation -> profiling -> pretraining pipeline run by the tasks in ``spaces/tasks.py``.
+
+Numerical work is delegated to ``nastune``; user code runs only through ``nasweb.sandbox``.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import hashlib
+import io
+import json
+import logging
+import math
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile, File
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from nasweb.api_errors import ConflictError, DomainError
+from nasweb.sandbox import SandboxError, SandboxLimits, run_user_code
+from spaces import examples
+from spaces.models import ProfileChunk, SearchSpace
+
+logger = logging.getLogger(__name__)
+
+PROFILE_METRICS = ("params", "params_test", "flops", "latency", "memory")
+HEARTBEAT_STALE = timedelta(seconds=90)
+
+
+class SpaceValidationError(DomainError):
+    """Bad input for a search space; ``field`` names the form/API field at fault."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Input parsing and validation (no user code runs here)
+# --------------------------------------------------------------------------------------------------
+
+
+def _parse_scalar(text: str) -> Any:
+    stripped = text.strip()
+    lowered = stripped.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return int(stripped)
+    except ValueError:
+        pass
+    try:
+        number = float(stripped)
+    except ValueError:
+        return stripped
+    return number if math.isfinite(number) else stripped
+
+
+def parse_encodings(data: bytes, filename: str) -> list[list[Any]]:
+    """Encodings from an uploaded JSON (list of lists, or ``{"encodings": [...]}``) or CSV file."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SpaceValidationError("encodings", "the file is not UTF-8 text; upload JSON or CSV") from None
+    if filename.lower().endswith(".csv") or (text.lstrip()[:1] not in ("[", "{")):
+        try:
+            rows = [row for row in csv.reader(io.StringIO(text)) if row and any(cell.strip() for cell in row)]
+        except csv.Error as exc:
+            raise SpaceValidationError("encodings", f"the CSV file cannot be read: {exc}") from None
+        if rows and all(not isinstance(_parse_scalar(cell), int | float) for cell in rows[0]) and len(rows) > 1 \
+                and any(isinstance(_parse_scalar(cell), int | float) for cell in rows[1]):
+            rows = rows[1:]  # a header row of names above numeric rows
+        return [[_parse_scalar(cell) for cell in row] for row in rows]
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpaceValidationError("encodings", f"the JSON is malformed at line {exc.lineno}: {exc.msg}") from None
+    if isinstance(document, dict):
+        document = document.get("encodings")
+    if not isinstance(document, list):
+        raise SpaceValidationError("encodings", 'expected a JSON list of encodings (or {"encodings": [...]})')
+    return document
+
+
+def validate_encodings(encodings: list[Any]) -> dict[str, Any]:
+    """Validate with the engine; returns the count, length and a per-position feature summary."""
+    from nastune import EncodingError
+    from nastune.space import _validate_encodings, infer_feature_spec
+
+    if len(encodings) > settings.NASWEB_MAX_ENCODINGS:
+        raise SpaceValidationError(
+            "encodings", f"{len(encodings)} encodings exceed the limit of {settings.NASWEB_MAX_ENCODINGS} "
+            "(NASWEB_MAX_ENCODINGS)")
+    try:
+        table = _validate_encodings(encodings)
+        spec = infer_feature_spec(table)
+    except EncodingError as exc:
+        raise SpaceValidationError("encodings", str(exc)) from None
+    summary = []
+    for position, item in enumerate(spec):
+        entry: dict[str, Any] = {"position": position, "kind": item["kind"]}
+        if item["kind"] == "onehot":
+            entry["values"] = item["values"][:50]
+            entry["n_values"] = len(item["values"])
+        else:
+            column = table.columns[position].astype(float) if item["kind"] != "binary" else None
+            if column is not None:
+                entry["min"], entry["max"] = float(column.min()), float(column.max())
+        summary.append(entry)
+    return {"n": len(table), "length": table.length, "feature_summary": summary}
+
+
+def validate_module_source(source: str, *, field: str, function: str) -> str:
+    """Static checks only (the web process never runs user code): size, syntax, a top-level ``function``."""
+    if not source.strip():
+        raise SpaceValidationError(field, f"the module is empty; it must define {function}(...)")
+    if len(source) > settings.NASWEB_MAX_MODULE_CHARS:
+        raise SpaceValidationError(
+            field, f"the module has {len(source)} characters, over the limit of {settings.NASWEB_MAX_MODULE_CHARS} "
+            "(NASWEB_MAX_MODULE_CHARS)")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise SpaceValidationError(field, f"syntax error at line {exc.lineno}: {exc.msg}") from None
+    defined = {
+        node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    } | {
+        target.id for node in tree.body if isinstance(node, ast.Assign) for target in node.targets
+        if isinstance(target, ast.Name)
+    } | {
+        alias.asname or alias.name for node in tree.body if isinstance(node, ast.ImportFrom) for alias in node.names
+    }
+    if function not in defined:
+        raise SpaceValidationError(field, f"the module defines no top-level {function}(...) function")
+    return source
+
+
+def validate_sample_input_shape(shape: Any) -> list[int]:
+    if isinstance(shape, str):
+        try:
+            shape = [int(part) for part in shape.replace("x", ",").replace("×", ",").split(",") if part.strip()]
+        except ValueError:
+            raise SpaceValidationError("sample_input_shape", "write the shape as integers, e.g. 1,3,32,32") from None
+    if not isinstance(shape, list | tuple) or not 1 <= len(shape) <= 6:
+        raise SpaceValidationError("sample_input_shape", "give 1 to 6 dimensions, e.g. [1, 3, 32, 32]")
+    if not all(isinstance(size, int) and not isinstance(size, bool) and 1 <= size <= 4096 for size in shape):
+        raise SpaceValidationError("sample_input_shape", "every dimension must be an integer from 1 to 4096")
+    if math.prod(shape) > 50_000_000:
+        raise SpaceValidationError("sample_input_shape", "the sample input would hold over 50 million values")
+    return list(shape)
+
+
+def _validate_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name:
+        raise SpaceValidationError("name", "give the search space a name")
+    if len(name) > 120:
+        raise SpaceValidationError("name", "the name is longer than 120 characters")
+    return name
+
+
+def _check_upload_size(upload: UploadedFile, field: str) -> None:
+    if upload.size is not None and upload.size > settings.NASWEB_MAX_UPLOAD_MB * 1024 * 1024:
+        raise SpaceValidationError(
+            field, f"the file is {upload.size / 2**20:.1f} MB, over the limit of {settings.NASWEB_MAX_UPLOAD_MB} MB "
+            "(NASWEB_MAX_UPLOAD_MB)")
+
+
+# --------------------------------------------------------------------------------------------------
+# Creating and deleting spaces
+# --------------------------------------------------------------------------------------------------
+
+
+def _new_space(*, owner: Any, name: str, description: str, encodings: list[Any], info: dict[str, Any],
+               **fields: Any) -> SearchSpace:
+    space = SearchSpace(
+        uid=uuid.uuid4(), owner=owner, name=name, description=description or "",
+        n_encodings=info["n"], encoding_length=info["length"], feature_summary=info["feature_summary"], **fields,
+    )
+    space.encodings_file.save("encodings.json", ContentFile(json.dumps(encodings, separators=(",", ":"))), save=False)
+    space.save()
+    return space
+
+
+def space_create(*, owner: Any, name: str, encodings_upload: UploadedFile, module_source: str,
+                 sample_input_shape: Any, description: str = "", max_profiled: int | None = None) -> SearchSpace:
+    """A space from an uploaded encodings file and ``encoding_to_net`` module; validation is enqueued."""
+    name = _validate_name(name)
+    _check_upload_size(encodings_upload, "encodings")
+    encodings = parse_encodings(encodings_upload.read(), encodings_upload.name or "")
+    info = validate_encodings(encodings)
+    module_source = validate_module_source(module_source, field="module", function="encoding_to_net")
+    shape = validate_sample_input_shape(sample_input_shape)
+    if max_profiled is not None and max_profiled < 1:
+        raise SpaceValidationError("max_profiled", "profile at least one encoding, or leave it empty for all")
+    with transaction.atomic():
+        space = _new_space(
+            owner=owner, name=name, description=description, encodings=encodings, info=info,
+            source=SearchSpace.Source.UPLOAD, module_source=module_source,
+            module_sha256=hashlib.sha256(module_source.encode()).hexdigest(), sample_input_shape=shape,
+            max_profiled=max_profiled,
+        )
+        _enqueue_validation(space)
+    return space
+
+
+def space_create_from_example(*, owner: Any, example: str, name: str = "", description: str = "",
+                              max_profiled: int | None = None) -> SearchSpace:
+    """A space from one of NASWeb's examples (MobileOne, hybrid, NB201)."""
+    spec = examples.get(example)
+    if spec is None:
+        raise SpaceValidationError("example", f"unknown example {example!r}; choose one of {', '.join(examples.NAMES)}")
+    encodings = [list(encoding) for encoding in spec.build_encodings()]
+    info = validate_encodings(encodings)
+    source = spec.module_source()
+    with transaction.atomic():
+        space = _new_space(
+            owner=owner, name=_validate_name(name or spec.title), description=description or spec.description,
+            encodings=encodings, info=info, source=SearchSpace.Source.EXAMPLE, example=example,
+            module_source=source, module_sha256=hashlib.sha256(source.encode()).hexdigest(),
+            sample_input_shape=list(spec.sample_input_shape),
+            max_profiled=max_profiled if max_profiled is not None else spec.max_profiled,
+        )
+        profile = spec.profile_table() if spec.profile_table is not None else None
+        if profile is not None:
+            _store_profile(space, profile, failures={})
+            space.state = SearchSpace.State.PRETRAINING
+            space.progress_total = space.progress_done = space.n_encodings
+            space.save()
+            _enqueue_pretraining(space)
+        else:
+            _enqueue_validation(space)
+    return space
+
+
+def space_import_bundle(*, owner: Any, bundle_upload: UploadedFile, name: str = "") -> SearchSpace:
+    """A ready space from a bundle file; checksums are verified, no code runs."""
+    from nastune import BundleError, NastuneError, load_search_space
+
+    _check_upload_size(bundle_upload, "bundle")
+    with tempfile.TemporaryDirectory(prefix="nasweb-bundle-") as folder:
+        path = Path(folder) / "upload.nastune"
+        with path.open("wb") as handle:
+            for chunk in bundle_upload.chunks():
+                handle.write(chunk)
+        try:
+            engine_space = load_search_space(path)
+        except BundleError as exc:
+            raise SpaceValidationError("bundle", str(exc)) from None
+        except (NastuneError, ValueError, KeyError, OSError) as exc:
+            raise SpaceValidationError("bundle", f"not a readable NASWeb bundle: {exc}") from None
+        if engine_space.surrogate is None:
+            raise SpaceValidationError("bundle", "the bundle has no pretrained surrogate; preprocess it first")
+        encodings = [list(encoding) for encoding in engine_space.encodings]
+        info = validate_encodings(encodings)
+        source = engine_space.module_source or ""
+        with transaction.atomic():
+            space = _new_space(
+                owner=owner, name=_validate_name(name or engine_space.name), description="Imported bundle",
+                encodings=encodings, info=info, source=SearchSpace.Source.BUNDLE, module_source=source,
+                module_sha256=hashlib.sha256(source.encode()).hexdigest() if source else "",
+                state=SearchSpace.State.READY, progress_done=info["n"], progress_total=info["n"],
+                metrics=sorted(engine_space.profile), profile_failures=len(engine_space.failures),
+            )
+            with path.open("rb") as handle:
+                space.bundle_file.save("space.nastune", File(handle), save=False)
+            profile = {metric: values for metric, values in engine_space.profile.items()}
+            _store_profile(space, profile, failures=engine_space.failures)
+            space.save()
+    return space
+
+
+def space_delete(*, space: SearchSpace) -> None:
+    """Delete a space, its files and its finished searches; refused while a search on it is active."""
+    from searches.models import SearchInstance
+
+    active = space.searches.filter(state__in=SearchInstance.ACTIVE_STATES)
+    if active.exists():
+        names = ", ".join(active.values_list("name", flat=True)[:5])
+        raise ConflictError(None, f"searches on this space are still active ({names}); cancel them first")
+    folder = Path(settings.MEDIA_ROOT) / "spaces" / str(space.owner_id) / str(space.uid)
+    with transaction.atomic():
+        for search in space.searches.all():
+            search.delete()
+        space.delete()
+        transaction.on_commit(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+
+# --------------------------------------------------------------------------------------------------
+# The pipeline: validation -> profiling (chunks) -> pretraining -> ready
+# --------------------------------------------------------------------------------------------------
+
+
+def _enqueue_validation(space: SearchSpace) -> None:
+    from spaces.tasks import validate_space
+
+    transaction.on_commit(lambda: validate_space.delay(space.id))
+
+
+def _enqueue_pretraining(space: SearchSpace) -> None:
+    from spaces.tasks import pretrain_space
+
+    transaction.on_commit(lambda: pretrain_space.delay(space.id))
+
+
+def _enqueue_chunks(chunk_ids: Sequence[int]) -> None:
+    from spaces.tasks import profile_chunk
+
+    def send() -> None:
+        for chunk_id in chunk_ids:
+            profile_chunk.delay(chunk_id)
+
+    transaction.on_commit(send)
+
+
+def _fail(space_id: int, reason: str) -> None:
+    SearchSpace.objects.filter(id=space_id).exclude(state=SearchSpace.State.READY).update(
+        state=SearchSpace.State.FAILED, failure_reason=reason[:10_000], updated_at=timezone.now())
+    logger.warning("search space %s failed: %s", space_id, reason.splitlines()[0] if reason else "")
+
+
+def load_encodings(space: SearchSpace) -> list[list[Any]]:
+    with space.encodings_file.open("rb") as handle:
+        return json.loads(handle.read())
+
+
+def _limits(wall_s: float | None = None) -> SandboxLimits:
+    return SandboxLimits(memory_mb=settings.NASWEB_SANDBOX_MEMORY_MB, cpu_s=settings.NASWEB_SANDBOX_CPU_S,
+                         wall_s=wall_s or settings.NASWEB_SANDBOX_WALL_S)
+
+
+def _scratch(kind: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=_scratch_root()))
+
+
+def _scratch_root() -> Path:
+    root = settings.VAR_DIR / "scratch"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def chunk_size_for(n: int) -> int:
+    """About 200 chunks per space, each of 16 to 256 encodings (progress saved per chunk)."""
+    return int(min(256, max(16, math.ceil(n / 200))))
+
+
+def space_validate(*, space_id: int) -> None:
+    """Import the module in the sandbox, build 3 sample networks and run the sample input; then
+    split the (possibly subsampled) encodings into profiling chunks."""
+    claimed = SearchSpace.objects.filter(id=space_id, state=SearchSpace.State.UPLOADED).update(
+        state=SearchSpace.State.VALIDATING, updated_at=timezone.now())
+    space = SearchSpace.objects.filter(id=space_id).first()
+    if space is None or (not claimed and space.state != SearchSpace.State.VALIDATING):
+        return  # deleted, or a redelivered message for a space already past validation
+    encodings = load_encodings(space)
+    n = len(encodings)
+    sample = sorted({0, n // 2, n - 1})
+    scratch = _scratch("validate")
+    try:
+        run_user_code(
+            "check_module",
+            {"encodings": [encodings[i] for i in sample], "indices": sample,
+             "sample_input_shape": space.sample_input_shape},
+            scratch=scratch, limits=_limits(min(600.0, settings.NASWEB_SANDBOX_WALL_S)),
+            modules={"user_module.py": space.module_source},
+        )
+    except SandboxError as exc:
+        _fail(space_id, f"validation failed: {exc.message}\n\n{exc.details}".strip())
+        return
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    if space.max_profiled and space.max_profiled < n:
+        chosen = np.sort(np.random.default_rng(0).choice(n, size=space.max_profiled, replace=False)).tolist()
+    else:
+        chosen = list(range(n))
+    size = chunk_size_for(len(chosen))
+    with transaction.atomic():
+        updated = SearchSpace.objects.filter(id=space_id, state=SearchSpace.State.VALIDATING).update(
+            state=SearchSpace.State.PROFILING, progress_done=0, progress_total=len(chosen),
+            metrics=list(PROFILE_METRICS), updated_at=timezone.now())
+        if not updated:
+            return
+        chunks = ProfileChunk.objects.bulk_create(
+            ProfileChunk(space_id=space_id, position=k, indices=chosen[start:start + size])
+            for k, start in enumerate(range(0, len(chosen), size))
+        )
+        _enqueue_chunks([chunk.id for chunk in chunks])
+
+
+def _claim_chunk(chunk_id: int, worker: str) -> ProfileChunk | None:
+    now = timezone.now()
+    claimed = ProfileChunk.objects.filter(id=chunk_id, state=ProfileChunk.State.QUEUED).update(
+        state=ProfileChunk.State.RUNNING, heartbeat_at=now, worker=worker, attempts=F("attempts") + 1)
+    if not claimed:
+        # A redelivered message: take the chunk over only if whoever ran it stopped beating.
+        claimed = ProfileChunk.objects.filter(
+            id=chunk_id, state=ProfileChunk.State.RUNNING, heartbeat_at__lt=now - HEARTBEAT_STALE,
+        ).update(heartbeat_at=now, worker=worker, attempts=F("attempts") + 1)
+    return ProfileChunk.objects.select_related("space").get(id=chunk_id) if claimed else None
+
+
+def space_profile_chunk(*, chunk_id: int) -> None:
+    """Profile one chunk in the sandbox. A chunk that crashes as a whole (segfault, memory, time)
+    is split in two so one bad encoding cannot sink its neighbours; a single encoding that still
+    crashes is recorded as failed with the reason."""
+    worker = f"{socket.gethostname()}"
+    chunk = _claim_chunk(chunk_id, worker)
+    if chunk is None:
+        return
+    space = chunk.space
+    if space.state != SearchSpace.State.PROFILING:
+        ProfileChunk.objects.filter(id=chunk_id).update(state=ProfileChunk.State.FAILED, error="space not profiling")
+        return
+    encodings = load_encodings(space)
+    scratch = _scratch("profile")
+
+    def heartbeat(_log: str) -> bool:
+        ProfileChunk.objects.filter(id=chunk_id).update(heartbeat_at=timezone.now())
+        return SearchSpace.objects.filter(id=space.id, state=SearchSpace.State.PROFILING).exists()
+
+    try:
+        result = run_user_code(
+            "profile",
+            {"encodings": [encodings[i] for i in chunk.indices], "sample_input_shape": space.sample_input_shape,
+             "timeout_s": 60.0},
+            scratch=scratch, limits=_limits(), modules={"user_module.py": space.module_source},
+            on_tick=heartbeat, tick_s=5.0,
+        )
+    except SandboxError as exc:
+        if exc.kind == "cancelled":
+            return
+        if exc.kind == "error" and len(chunk.indices) > 1:
+            # The module itself is broken (it raised outside one encoding): no point splitting.
+            _finish_chunk(chunk, {"metrics": {}, "errors": [exc.message] * len(chunk.indices)})
+            return
+        if len(chunk.indices) > 1:
+            _split_chunk(chunk, exc.message)
+            return
+        _finish_chunk(chunk, {"metrics": {}, "errors": [exc.message]})
+        return
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    _finish_chunk(chunk, result)
+
+
+def _split_chunk(chunk: ProfileChunk, reason: str) -> None:
+    half = len(chunk.indices) // 2
+    with transaction.atomic():
+        updated = ProfileChunk.objects.filter(id=chunk.id, state=ProfileChunk.State.RUNNING).update(
+            state=ProfileChunk.State.FAILED, error=f"split after: {reason}"[:5000])
+        if not updated:
+            return
+        top = ProfileChunk.objects.filter(space_id=chunk.space_id).order_by("-position").first()
+        start = (top.position if top else 0) + 1
+        parts = ProfileChunk.objects.bulk_create([
+            ProfileChunk(space_id=chunk.space_id, position=start, indices=chunk.indices[:half]),
+            ProfileChunk(space_id=chunk.space_id, position=start + 1, indices=chunk.indices[half:]),
+        ])
+        _enqueue_chunks([part.id for part in parts])
+
+
+def _finish_chunk(chunk: ProfileChunk, result: dict[str, Any]) -> None:
+    with transaction.atomic():
+        updated = ProfileChunk.objects.filter(id=chunk.id, state=ProfileChunk.State.RUNNING).update(
+            state=ProfileChunk.State.DONE, result=result, heartbeat_at=timezone.now())
+        if not updated:
+            return
+        SearchSpace.objects.filter(id=chunk.space_id).update(
+            progress_done=F("progress_done") + len(chunk.indices), updated_at=timezone.now())
+        open_chunks = ProfileChunk.objects.filter(
+            space_id=chunk.space_id, state__in=(ProfileChunk.State.QUEUED, ProfileChunk.State.RUNNING))
+        if open_chunks.exists():
+            return
+        if SearchSpace.objects.filter(id=chunk.space_id, state=SearchSpace.State.PROFILING).update(
+                state=SearchSpace.State.PRETRAINING, updated_at=timezone.now()):
+            space = SearchSpace.objects.get(id=chunk.space_id)
+            profile, failures = _collect_chunks(space)
+            _store_profile(space, profile, failures)
+            space.save(update_fields=["profile_file", "profile_failures", "metrics"])
+            _enqueue_pretraining(space)
+
+
+def _collect_chunks(space: SearchSpace) -> tuple[dict[str, np.ndarray], dict[int, str]]:
+    n = space.n_encodings
+    profile: dict[str, np.ndarray] = {}
+    failures: dict[int, str] = {}
+    for chunk in space.profile_chunks.filter(state=ProfileChunk.State.DONE).iterator():
+        result = chunk.result or {}
+        for metric, values in (result.get("metrics") or {}).items():
+            column = profile.setdefault(metric, np.full(n, np.nan))
+            column[chunk.indices] = [np.nan if value is None else value for value in values]
+        for index, error in zip(chunk.indices, result.get("errors") or [], strict=False):
+            if error:
+                failures[index] = error
+    return profile, failures
+
+
+def _store_profile(space: SearchSpace, profile: dict[str, np.ndarray], failures: dict[int, str]) -> None:
+    """Write the profile table as CSV (index, one column per metric, error) to the space's files."""
+    metrics = sorted(profile)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["index", *metrics, "error"])
+    columns = [np.asarray(profile[metric], dtype=float) for metric in metrics]
+    for index in range(space.n_encodings):
+        values = ["" if math.isnan(column[index]) else repr(float(column[index])) for column in columns]
+        writer.writerow([index, *values, failures.get(index, "")])
+    space.profile_file.save("profile.csv", ContentFile(buffer.getvalue().encode()), save=False)
+    space.metrics = metrics
+    space.profile_failures = len(failures)
+
+
+def load_profile(space: SearchSpace) -> tuple[dict[str, np.ndarray], dict[int, str]]:
+    """The stored profile table: metric -> (n,) float array with NaN, and index -> error."""
+    if not space.profile_file:
+        return {}, {}
+    with space.profile_file.open("rb") as handle:
+        rows = list(csv.reader(io.StringIO(handle.read().decode())))
+    header, body = rows[0], rows[1:]
+    metrics = header[1:-1]
+    profile = {metric: np.full(space.n_encodings, np.nan) for metric in metrics}
+    failures: dict[int, str] = {}
+    for row in body:
+        index = int(row[0])
+        for metric, cell in zip(metrics, row[1:-1], strict=True):
+            if cell:
+                profile[metric][index] = float(cell)
+        if row[-1]:
+            failures[index] = row[-1]
+    return profile, failures
+
+
+def space_pretrain(*, space_id: int) -> None:
+    """Pretrain the space's surrogate on its profile, measure its quality on held-out candidates,
+    and write the bundle. Runs our code only (the profile is data)."""
+    space = SearchSpace.objects.filter(id=space_id, state=SearchSpace.State.PRETRAINING).first()
+    if space is None:
+        return
+    try:
+        profile, failures = load_profile(space)
+        usable = {metric: values for metric, values in profile.items() if np.isfinite(values).any()}
+        if not usable:
+            _fail(space_id, "no encoding could be profiled, so there is nothing to pretrain on; "
+                  "see the profile table for each encoding's error")
+            return
+        from spaces import engine
+
+        quality = engine.surrogate_quality(space, load_encodings(space), usable)
+        bundle_path = engine.pretrain_and_bundle(space, load_encodings(space), usable, failures)
+    except Exception as exc:  # our numerical code failed: the space must say why, not hang in "pretraining"
+        logger.exception("pretraining search space %s failed", space_id)
+        _fail(space_id, f"pretraining failed: {type(exc).__name__}: {exc}")
+        return
+    with transaction.atomic():
+        space = SearchSpace.objects.select_for_update().get(id=space_id)
+        if space.state != SearchSpace.State.PRETRAINING:
+            bundle_path.unlink(missing_ok=True)
+            return
+        with bundle_path.open("rb") as handle:
+            space.bundle_file.save("space.nastune", File(handle), save=False)
+        bundle_path.unlink(missing_ok=True)
+        space.surrogate_quality = quality
+        space.state = SearchSpace.State.READY
+        space.progress_done = space.progress_total
+        space.save()
+
+
+# --------------------------------------------------------------------------------------------------
+# Network summaries (built by a worker on request)
+# --------------------------------------------------------------------------------------------------
+
+
+def network_summary_request(*, space: SearchSpace, encoding_index: int) -> Any:
+    """Ask a worker to build and describe one network; returns the (possibly cached) summary row."""
+    from spaces.models import NetworkSummary
+    from spaces.tasks import summarize_network
+
+    if not 0 <= encoding_index < space.n_encodings:
+        raise SpaceValidationError("encoding_index", f"must be from 0 to {space.n_encodings - 1}")
+    if not space.module_source:
+        raise SpaceValidationError("encoding_index", "this space carries no encoding_to_net module")
+    with transaction.atomic():
+        summary, created = NetworkSummary.objects.get_or_create(space=space, encoding_index=encoding_index)
+        if created or summary.state == NetworkSummary.State.FAILED:
+            NetworkSummary.objects.filter(id=summary.id).update(state=NetworkSummary.State.PENDING, error="")
+            transaction.on_commit(lambda: summarize_network.delay(summary.id))
+            summary.refresh_from_db()
+    return summary
+
+
+def network_summary_compute(*, summary_id: int) -> None:
+    from spaces.models import NetworkSummary
+
+    summary = NetworkSummary.objects.select_related("space").filter(
+        id=summary_id, state=NetworkSummary.State.PENDING).first()
+    if summary is None:
+        return
+    encoding = load_encodings(summary.space)[summary.encoding_index]
+    scratch = _scratch("summary")
+    try:
+        result = run_user_code("summarize", {"encoding": encoding}, scratch=scratch, limits=_limits(300.0),
+                               modules={"user_module.py": summary.space.module_source})
+    except SandboxError as exc:
+        NetworkSummary.objects.filter(id=summary_id).update(
+            state=NetworkSummary.State.FAILED, error=exc.message[:5000], finished_at=timezone.now())
+        return
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    NetworkSummary.objects.filter(id=summary_id).update(
+        state=NetworkSummary.State.DONE, text=result["text"], params=result["params"],
+        params_test=result["params_test"], finished_at=timezone.now())
