@@ -51,9 +51,7 @@ class ConvBN(nn.Module):
     x: (batch, in_channels, H, W) -> (batch, out_channels, H / stride, W / stride)
     """
 
-    def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int, groups: int
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int, groups: int) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
             in_channels,
@@ -118,9 +116,7 @@ class MobileOneBlock(nn.Module):
         self.branches = nn.ModuleList(
             ConvBN(in_channels, out_channels, kernel_size, stride, groups) for _ in range(n_branches)
         )
-        self.scale: ConvBN | None = (
-            ConvBN(in_channels, out_channels, 1, stride, groups) if kernel_size > 1 else None
-        )
+        self.scale: ConvBN | None = ConvBN(in_channels, out_channels, 1, stride, groups) if kernel_size > 1 else None
         self.identity: nn.BatchNorm2d | None = (
             nn.BatchNorm2d(in_channels) if in_channels == out_channels and stride == 1 else None
         )
@@ -201,8 +197,24 @@ class MobileOneBlock(nn.Module):
         """
         if self.fused is not None:
             return
-        kernel, bias = self.fused_kernel_bias()
-        fused = nn.Conv2d(
+        reference = cast(ConvBN, self.branches[0]).conv.weight
+        if reference.is_meta:
+            # Shape-only networks (parameter and FLOP counting) need no fused values.
+            self.fused = self._fused_conv(reference.device, reference.dtype)
+        else:
+            kernel, bias = self.fused_kernel_bias()
+            fused = self._fused_conv(kernel.device, kernel.dtype)
+            fused.weight.copy_(kernel)
+            if fused.bias is not None:
+                fused.bias.copy_(bias)
+            self.fused = fused
+        self.branches = nn.ModuleList()
+        self.scale = None
+        self.identity = None
+
+    def _fused_conv(self, device: torch.device, dtype: torch.dtype) -> nn.Conv2d:
+        """The inference conv: (batch, in, H, W) -> (batch, out, H / stride, W / stride), with bias."""
+        return nn.Conv2d(
             self.in_channels,
             self.out_channels,
             kernel_size=self.kernel_size,
@@ -210,14 +222,9 @@ class MobileOneBlock(nn.Module):
             padding=self.kernel_size // 2,
             groups=self.groups,
             bias=True,
-        ).to(device=kernel.device, dtype=kernel.dtype)
-        fused.weight.copy_(kernel)
-        if fused.bias is not None:
-            fused.bias.copy_(bias)
-        self.fused = fused
-        self.branches = nn.ModuleList()
-        self.scale = None
-        self.identity = None
+            device=device,
+            dtype=dtype,
+        )
 
 
 def reparameterize(model: nn.Module) -> nn.Module:
@@ -276,9 +283,7 @@ class MobileOne(nn.Module):
     ) -> None:
         super().__init__()
         if not len(depths) == len(width_multipliers) == len(base_widths) == len(se_pairs) == 4:
-            raise ValueError(
-                "MobileOne takes exactly 4 stage depths, width multipliers, base widths, SE counts"
-            )
+            raise ValueError("MobileOne takes exactly 4 stage depths, width multipliers, base widths, SE counts")
         widths = [int(base * mult) for base, mult in zip(base_widths, width_multipliers, strict=True)]
         channels = min(stem_cap, widths[0])
         self.stem = MobileOneBlock(3, channels, 3, stride=2, n_branches=1)

@@ -129,9 +129,7 @@ def _network_params(
     """Closed-form parameter count; ``widths`` are channel counts (ints or equal-shape int arrays)."""
     pairs, se_pairs = reference_stage_plan(depths, use_se)
     stem_width = widths[0]
-    channels = (
-        np.minimum(STEM_CAP, stem_width) if isinstance(stem_width, np.ndarray) else min(STEM_CAP, stem_width)
-    )
+    channels = np.minimum(STEM_CAP, stem_width) if isinstance(stem_width, np.ndarray) else min(STEM_CAP, stem_width)
     # Stem: 3x3 conv 3 -> c. Test time: weights + bias. Train time: 1 branch + 1x1 scale, each conv + BN.
     total = 28 * channels if test_time else 34 * channels
     for n_pairs, n_se, width in zip(pairs, se_pairs, widths, strict=True):
@@ -179,9 +177,7 @@ def apply_filters(
         depths, _, _, _ = _decode(encoding)
         if depth_range is not None and not depth_range[0] <= sum(depths) <= depth_range[1]:
             continue
-        if params_range is not None and not (
-            params_range[0] <= count_params(encoding, n_classes) <= params_range[1]
-        ):
+        if params_range is not None and not (params_range[0] <= count_params(encoding, n_classes) <= params_range[1]):
             continue
         kept.append(tuple(encoding))
     return kept

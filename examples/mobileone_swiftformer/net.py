@@ -227,9 +227,7 @@ def build_stage(
         if spec.conv == "conv-enc":
             local = ConvEncoder(channels, channels if is_attention else MLP_RATIO * channels)
         else:
-            local = _mobileone_pair(
-                current, channels, block_stride, n_branches=n_branches, use_se=spec.conv == "mo-se"
-            )
+            local = _mobileone_pair(current, channels, block_stride, n_branches=n_branches, use_se=spec.conv == "mo-se")
         blocks.append(SwiftFormerEncoder(local, channels) if is_attention else local)
         current = channels
     return nn.Sequential(*blocks)

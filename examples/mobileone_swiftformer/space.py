@@ -63,9 +63,7 @@ def decode(encoding: Sequence[Any]) -> list[StageSpec]:
         if conv not in CONV_CHOICES:
             raise ValueError(f"conv{stage + 1} is {conv!r}; choose one of {', '.join(CONV_CHOICES)}")
         if attention not in ATTENTION_CHOICES:
-            raise ValueError(
-                f"attn{stage + 1} is {attention!r}; choose one of {', '.join(ATTENTION_CHOICES)}"
-            )
+            raise ValueError(f"attn{stage + 1} is {attention!r}; choose one of {', '.join(ATTENTION_CHOICES)}")
         specs.append(StageSpec(cast(ConvType, conv), _ATTENTION_BLOCKS[attention]))
     return specs
 
