@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nasweb.settings")
@@ -35,3 +36,25 @@ def _make_broker_folders(sender: Celery, **_: object) -> None:
     for key in ("data_folder_in", "data_folder_out", "control_folder", "processed_folder"):
         if options.get(key):
             os.makedirs(options[key], exist_ok=True)
+
+
+_watchdog = None
+
+
+@worker_ready.connect
+def _start_watchdog(**_: object) -> None:
+    """Each worker re-sends work whose message was lost (see nasweb.recovery)."""
+    global _watchdog
+    from django.conf import settings
+
+    from nasweb.recovery import Watchdog
+
+    if settings.NASWEB_RECOVERY_INTERVAL_S > 0 and _watchdog is None:
+        _watchdog = Watchdog()
+        _watchdog.start()
+
+
+@worker_shutdown.connect
+def _stop_watchdog(**_: object) -> None:
+    if _watchdog is not None:
+        _watchdog.stop()

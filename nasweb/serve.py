@@ -57,7 +57,8 @@ def main() -> int:
 
     _manage("migrate", "--noinput", "-v", "0")
     _manage("collectstatic", "--noinput", "-v", "0")
-    _manage("setup_demo")
+    demo = os.environ.get("NASWEB_DEMO", "true").strip().lower() not in ("0", "false", "no", "off")
+    _manage("setup_demo", *([] if demo else ["--no-data"]))
 
     workers = os.environ.get("WEB_CONCURRENCY", "2")
     web = subprocess.Popen(

@@ -161,6 +161,9 @@ NASWEB_SANDBOX_MEMORY_MB = env_int("NASWEB_SANDBOX_MEMORY_MB", 8192, minimum=256
 NASWEB_SANDBOX_CPU_S = env_int("NASWEB_SANDBOX_CPU_S", 3600, minimum=1)
 NASWEB_SANDBOX_WALL_S = env_float("NASWEB_SANDBOX_WALL_S", 1800.0, minimum=1.0)
 NASWEB_MAX_ATTEMPTS = env_int("NASWEB_MAX_ATTEMPTS", 3, minimum=1)
+# A running evaluation or profiling chunk whose heartbeat is older than this is taken to be lost.
+NASWEB_HEARTBEAT_STALE_S = env_int("NASWEB_HEARTBEAT_STALE_S", 60, minimum=3)
+NASWEB_RECOVERY_INTERVAL_S = env_float("NASWEB_RECOVERY_INTERVAL_S", 15.0, minimum=0.0)
 NASWEB_GPUS = env_str("NASWEB_GPUS", "")
 NASWEB_NB201_CSV = env_path(
     "NASWEB_NB201_CSV", BASE_DIR.parent / "shared" / "data" / "nas-bench-201" / "nb201_merged.csv"

@@ -39,7 +39,6 @@ from spaces.services import load_encodings, validate_module_source
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_S = 2.0
-HEARTBEAT_STALE = timedelta(seconds=30)
 LOG_TAIL_CHARS = 4000
 WORKER_LOST = "the worker running this evaluation stopped (killed or lost)"
 CANCELLED = "cancelled with its search"
@@ -299,8 +298,9 @@ def _claim(evaluation_id: int, task_id: str) -> Evaluation | None:
         fields["task_id"] = task_id
     if Evaluation.objects.filter(id=evaluation_id, state=Evaluation.State.QUEUED).update(**fields):
         return Evaluation.objects.select_related("search__space").get(id=evaluation_id)
+    silent_since = now - timedelta(seconds=settings.NASWEB_HEARTBEAT_STALE_S)
     stale = Evaluation.objects.filter(id=evaluation_id, state=Evaluation.State.RUNNING,
-                                      heartbeat_at__lt=now - HEARTBEAT_STALE).first()
+                                      heartbeat_at__lt=silent_since).first()
     if stale is None:
         return None  # finished, failed, or alive in another worker: a duplicate message, nothing to do
     return _replace_lost_attempt(stale, task_id)

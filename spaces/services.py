@@ -38,7 +38,6 @@ from spaces.models import ProfileChunk, SearchSpace
 logger = logging.getLogger(__name__)
 
 PROFILE_METRICS = ("params", "params_test", "flops", "latency", "memory")
-HEARTBEAT_STALE = timedelta(seconds=90)
 
 
 class SpaceValidationError(DomainError):
@@ -405,7 +404,8 @@ def _claim_chunk(chunk_id: int, worker: str) -> ProfileChunk | None:
     if not claimed:
         # A redelivered message: take the chunk over only if whoever ran it stopped beating.
         claimed = ProfileChunk.objects.filter(
-            id=chunk_id, state=ProfileChunk.State.RUNNING, heartbeat_at__lt=now - HEARTBEAT_STALE,
+            id=chunk_id, state=ProfileChunk.State.RUNNING,
+            heartbeat_at__lt=now - timedelta(seconds=settings.NASWEB_HEARTBEAT_STALE_S),
         ).update(heartbeat_at=now, worker=worker, attempts=F("attempts") + 1)
     return ProfileChunk.objects.select_related("space").get(id=chunk_id) if claimed else None
 

@@ -29,7 +29,7 @@ def _wait_for(pattern: str, log: Path, process: subprocess.Popen, timeout: float
 def test_serve_runs_web_and_worker_and_stops_cleanly_on_ctrl_c(tmp_path: Path, free_port: int) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY")}
     env.update({"NASWEB_VAR_DIR": str(tmp_path / "var"), "NASWEB_PORT": str(free_port), "PYTHONUNBUFFERED": "1",
-                "WEB_CONCURRENCY": "1", "WORKER_CONCURRENCY": "1"})
+                "WEB_CONCURRENCY": "1", "WORKER_CONCURRENCY": "1", "NASWEB_DEMO": "false"})
     log_path = tmp_path / "serve.log"
     with log_path.open("w") as log:
         serve = subprocess.Popen([sys.executable, "-m", "nasweb.serve"], cwd=ROOT, env=env, stdout=log,

@@ -15,6 +15,9 @@ DEMO_USERNAME = "demo"
 class Command(BaseCommand):
     help = "Create the demo user and its example data if missing, and print how to log in."
 
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--no-data", action="store_true", help="create the user only, no demo space/searches")
+
     def handle(self, *args: Any, **options: Any) -> None:
         password_file = settings.VAR_DIR / "demo-password"
         user_model = get_user_model()
@@ -30,4 +33,8 @@ class Command(BaseCommand):
                 user.set_password(password)
                 user.save(update_fields=["password"])
         password = password_file.read_text().strip()
+        if not options["no_data"]:
+            from nasweb.demo import ensure_demo
+
+            ensure_demo(user, write=self.stdout.write)
         self.stdout.write(f"Demo user: {DEMO_USERNAME}  password: {password}")

@@ -1,0 +1,94 @@
+"""Demo data for ``make run``: a ready NAS-Bench-201 space, a finished example search, and a
+running search with a small artificial delay per evaluation so a new user sees a live curve.
+
+The searches use the tabular evaluator over the real NAS-Bench-201 CIFAR-10 validation
+accuracies (hi fidelity) and a simulated low fidelity (one training seed's accuracy plus
+Gaussian noise; NAS-Bench-201 has no short-training results), so no GPU is needed.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import numpy as np
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from searches import services as search_services
+from searches.models import Evaluation, SearchInstance
+from spaces import services as space_services
+from spaces.models import SearchSpace
+
+logger = logging.getLogger(__name__)
+
+DEMO_SPACE_NAME = "NAS-Bench-201 (demo)"
+LOW_FIDELITY_NOISE = 2.0  # accuracy points of noise on top of one seed's value
+
+
+def nb201_table_csv(seed: int = 0) -> bytes:
+    """``index,hi,lo`` for every NB201 cell: mean CIFAR-10 validation accuracy, and a simulated
+    low fidelity (one random seed's accuracy + N(0, 2^2) noise)."""
+    from examples.nb201 import load_table
+
+    table = load_table()
+    rng = np.random.default_rng(seed)
+    hi = table.valid_acc["cifar10"]
+    per_seed = table.valid_acc_seeds["cifar10"]
+    counts = np.isfinite(per_seed).sum(axis=1)
+    pick = np.floor(rng.random(len(hi)) * counts).astype(int)
+    lo = per_seed[np.arange(len(hi)), pick] + rng.normal(0.0, LOW_FIDELITY_NOISE, len(hi))
+    out = io.StringIO()
+    out.write("index,hi,lo\n")
+    for index, (h, low) in enumerate(zip(hi, lo, strict=True)):
+        out.write(f"{index},{h:.4f},{low:.4f}\n")
+    return out.getvalue().encode()
+
+
+def run_search_inline(search: SearchInstance, *, max_steps: int = 10_000) -> SearchInstance:
+    """Drive a search to its end in this process (for demo data; workers do this in production)."""
+    for _ in range(max_steps):
+        search_services.search_step(search_id=search.id)
+        search.refresh_from_db()
+        if search.state not in SearchInstance.ACTIVE_STATES:
+            return search
+        queued = list(search.evaluations.filter(state=Evaluation.State.QUEUED).values_list("id", flat=True))
+        for evaluation_id in queued:
+            search_services.evaluation_run(evaluation_id=evaluation_id)
+    return search
+
+
+def ensure_demo(owner: Any, *, write: Any = print) -> None:
+    """Create the demo space and searches for ``owner`` unless it has them already."""
+    space = SearchSpace.objects.filter(owner=owner, name=DEMO_SPACE_NAME).first()
+    if space is None:
+        try:
+            from examples.nb201 import load_table
+
+            load_table()
+        except FileNotFoundError as exc:
+            write(f"Demo space skipped: {exc}")
+            return
+        write("Creating the demo NAS-Bench-201 space (pretraining its surrogate, about a minute)...")
+        space = space_services.space_create_from_example(owner=owner, example="nb201", name=DEMO_SPACE_NAME)
+        space_services.space_pretrain(space_id=space.id)
+        space.refresh_from_db()
+    if space.state != SearchSpace.State.READY:
+        write(f"Demo space is {space.state}; the worker will finish it.")
+        return
+    if SearchInstance.objects.filter(owner=owner, space=space).exists():
+        return
+    table = nb201_table_csv()
+    write("Running the finished demo search...")
+    finished = search_services.search_create(
+        owner=owner, space=space, name="CIFAR-10, budget 20 (finished example)", evaluator_kind="tabular",
+        evaluator_table=SimpleUploadedFile("nb201-cifar10.csv", table), evaluator_config={"delay_s": 0},
+        hi_fi_cost=200, lo_fi_cost=10, budget=20, parallelism=1, seed=0,
+    )
+    run_search_inline(finished)
+    search_services.search_create(
+        owner=owner, space=space, name="CIFAR-10, budget 60 (live)", evaluator_kind="tabular",
+        evaluator_table=SimpleUploadedFile("nb201-cifar10.csv", table), evaluator_config={"delay_s": 1.5},
+        hi_fi_cost=200, lo_fi_cost=10, budget=60, parallelism=2, seed=1,
+    )
+    write("Demo searches created: one finished, one running (watch it live on the dashboard).")
