@@ -89,7 +89,10 @@ def test_on_tick_can_cancel_and_sees_the_log(tmp_path: Path) -> None:
         seen.append(log_tail)
         return "step 3" not in log_tail
 
-    source = "import time\ndef evaluate(e, f):\n    for i in range(100):\n        print('step', i)\n        time.sleep(0.2)\n"
+    source = (
+        "import time\ndef evaluate(e, f):\n"
+        "    for i in range(100):\n        print('step', i)\n        time.sleep(0.2)\n"
+    )
     with pytest.raises(SandboxError) as caught:
         evaluate(tmp_path, source, on_tick=tick, tick_s=0.2)
     assert caught.value.kind == "cancelled"
