@@ -1,0 +1,204 @@
+"""Bundles: round trip with profile and surrogate, checksums per member, versions, no code run on load."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+
+from nastune import BundleError, create_search_space, load_search_space
+from nastune.bundle import FORMAT_VERSION, read_bundle, read_manifest
+
+SAMPLE = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+
+
+def rewrite(
+    src: Path, dst: Path, *, change: dict[str, bytes | None] | None = None, add: dict[str, bytes] | None = None
+) -> None:
+    """Copy a bundle, replacing (bytes) or dropping (None) some members, adding others."""
+    change = change or {}
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = change.get(info.filename, zin.read(info.filename))
+            if data is not None:
+                zout.writestr(info.filename, data)
+        for name, data in (add or {}).items():
+            zout.writestr(name, data)
+
+
+@pytest.fixture
+def profiled_bundle(make_tiny_space) -> Path:
+    ss = make_tiny_space()
+    ss.preprocess(sample_input=SAMPLE, pretrain=False, progress=False, latency_repeats=1, proxies=True)
+    ss.failures = {3: "ValueError: something\n  line 2"}
+    ss.save()
+    return ss.save_filename
+
+
+def test_round_trip_keeps_encodings_features_profile_failures_and_source(
+    make_tiny_space, profiled_bundle: Path, tiny_module: ModuleType
+) -> None:
+    original = make_tiny_space()
+    loaded = load_search_space(profiled_bundle)
+    assert loaded.name == "tiny"
+    assert loaded.encodings == original.encodings and loaded.encodings.kinds == original.encodings.kinds
+    np.testing.assert_array_equal(loaded.features, original.features)
+    assert loaded.feature_spec == original.feature_spec
+    assert set(loaded.profile) == {"params", "params_test", "flops", "latency", "memory", "naswot", "log_synflow"}
+    assert np.isfinite(loaded.profile["params"]).all()
+    assert loaded.failures == {3: "ValueError: something\n  line 2"}
+    assert loaded.module_source == Path(tiny_module.__file__).read_text()
+    assert loaded.function_name == "encoding_to_net" and loaded.module_name == tiny_module.__name__
+    assert loaded.encoding_to_net is None and loaded.surrogate is None
+    manifest = read_manifest(profiled_bundle)
+    assert manifest["format_version"] == FORMAT_VERSION and manifest["name"] == "tiny"
+    assert set(manifest["members"]) == {
+        "space.json", "encodings.json", "encoding_to_net.py", "profile.csv", "failures.json"
+    }
+
+
+def test_custom_features_travel_as_safetensors(tmp_path: Path) -> None:
+    encodings = [(a, b) for a in range(3) for b in range(4)]
+    features = np.random.default_rng(0).normal(size=(12, 5)).astype(np.float32)
+    path = create_search_space("f", tmp_path / "f.nastune", encodings, features=features).save()
+    _, members = read_bundle(path)
+    assert "features.safetensors" in members
+    assert not any(b"\x80\x04" in members[m][:2] for m in members)  # no pickle protocol header anywhere
+    np.testing.assert_array_equal(load_search_space(path).features, features)
+
+
+def test_bundle_is_written_atomically_and_replaces_the_old_one(make_tiny_space, tmp_path: Path) -> None:
+    ss = make_tiny_space()
+    path = ss.save()
+    before = path.read_bytes()
+    ss.profile["params"] = np.arange(len(ss), dtype=float)
+    ss.save()
+    assert path.read_bytes() != before
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    np.testing.assert_array_equal(load_search_space(path).profile["params"], np.arange(len(ss)))
+
+
+MEMBERS = ["space.json", "encodings.json", "encoding_to_net.py", "profile.csv", "failures.json"]
+
+
+@pytest.mark.parametrize("member", MEMBERS)
+def test_a_tampered_member_fails_its_checksum_by_name(profiled_bundle: Path, tmp_path: Path, member: str) -> None:
+    with zipfile.ZipFile(profiled_bundle) as zf:
+        data = zf.read(member)
+    tampered = tmp_path / "tampered.nastune"
+    rewrite(profiled_bundle, tampered, change={member: data.replace(b"1", b"7", 1) + b" "})
+    with pytest.raises(BundleError, match=rf"'{member}'.*(checksum|bytes)"):
+        load_search_space(tampered)
+
+
+def test_same_length_tampering_is_caught_by_the_checksum(profiled_bundle: Path, tmp_path: Path) -> None:
+    with zipfile.ZipFile(profiled_bundle) as zf:
+        source = zf.read("encoding_to_net.py")
+    evil = source.replace(b"return nn.Sequential(*layers)", b"return __import__('os').system('x')   ")[: len(source)]
+    assert len(evil) == len(source) and evil != source
+    tampered = tmp_path / "evil.nastune"
+    rewrite(profiled_bundle, tampered, change={"encoding_to_net.py": evil})
+    with pytest.raises(BundleError, match=r"'encoding_to_net\.py' .* fails its sha256 checksum"):
+        load_search_space(tampered)
+
+
+def test_missing_extra_and_corrupt_members_are_named(profiled_bundle: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.nastune"
+    rewrite(profiled_bundle, broken, change={"profile.csv": None})
+    with pytest.raises(BundleError, match=r"lacks member 'profile\.csv'"):
+        load_search_space(broken)
+    rewrite(profiled_bundle, broken, add={"payload.pkl": b"\x80\x04."})
+    with pytest.raises(BundleError, match=r"'payload\.pkl'.*does not list"):
+        load_search_space(broken)
+    rewrite(profiled_bundle, broken, change={"manifest.json": b"{not json"})
+    with pytest.raises(BundleError, match=r"'manifest\.json'"):
+        load_search_space(broken)
+
+
+def test_format_versions_and_non_bundles_are_rejected(profiled_bundle: Path, tmp_path: Path) -> None:
+    with zipfile.ZipFile(profiled_bundle) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+    newer = tmp_path / "newer.nastune"
+    rewrite(profiled_bundle, newer, change={"manifest.json": json.dumps(manifest | {"format_version": 99}).encode()})
+    with pytest.raises(BundleError, match=r"version 99, newer .* upgrade nastune"):
+        load_search_space(newer)
+    not_zip = tmp_path / "x.nastune"
+    not_zip.write_text("hello")
+    with pytest.raises(BundleError, match="not a zip"):
+        load_search_space(not_zip)
+    with pytest.raises(BundleError, match="does not exist"):
+        load_search_space(tmp_path / "missing.nastune")
+
+
+SIDE_EFFECT_MODULE = '''
+from pathlib import Path
+Path(__file__).with_name("ran.txt").write_text("module code ran")
+from torch import nn
+
+
+def encoding_to_net(encoding):
+    return nn.Linear(encoding[0], 2)
+'''
+
+
+def test_loading_never_runs_module_code_and_load_encoding_to_net_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    source_dir = tmp_path / "src"
+    source_dir.mkdir()
+    (source_dir / "side_effect_space.py").write_text(SIDE_EFFECT_MODULE)
+    monkeypatch.syspath_prepend(str(source_dir))
+    module = importlib.import_module("side_effect_space")
+    try:
+        (source_dir / "ran.txt").unlink()
+        path = create_search_space("se", tmp_path / "se.nastune", [(1,), (2,)], module.encoding_to_net).save()
+        run_dir = tmp_path / "run"
+        loaded = load_search_space(path)
+        assert not (run_dir / "ran.txt").exists() and not (source_dir / "ran.txt").exists()
+        assert "ran.txt" in loaded.module_source
+        fn = loaded.load_encoding_to_net(run_dir)
+        assert (run_dir / "ran.txt").read_text() == "module code ran"
+        assert isinstance(fn((3,)), torch.nn.Linear) and loaded.encoding_to_net is fn
+    finally:
+        import sys
+
+        sys.modules.pop("side_effect_space", None)
+
+
+def test_a_space_from_an_interactive_function_has_no_source_and_says_so(tmp_path: Path) -> None:
+    path = create_search_space("l", tmp_path / "l.nastune", [(1,), (2,)], lambda e: torch.nn.Linear(1, 1)).save()
+    loaded = load_search_space(path)
+    assert loaded.module_source is None
+    with pytest.raises(BundleError, match="pass encoding_to_net yourself"):
+        loaded.load_encoding_to_net()
+
+
+def test_round_trip_with_a_pretrained_surrogate_predicts_the_same(make_tiny_space, tmp_path: Path) -> None:
+    surrogate = pytest.importorskip("nastune.surrogate", reason="E2's DeepEnsemble is not in yet")
+    assert hasattr(surrogate, "DeepEnsemble")
+    ss = make_tiny_space()
+    ss.preprocess(sample_input=SAMPLE, progress=False, latency_repeats=1, n_members=2, seed=0)
+    assert ss.surrogate is not None
+    _, members = read_bundle(ss.save_filename)
+    assert {"surrogate.safetensors", "surrogate.json"} <= set(members)
+    loaded = load_search_space(ss.save_filename)
+    before = ss.predict(np.arange(len(ss)))
+    after = loaded.predict(np.arange(len(ss)))
+    assert set(before) == set(after) and "params" in before
+    for metric in before:
+        torch.testing.assert_close(torch.as_tensor(after[metric][0]), torch.as_tensor(before[metric][0]))
+        torch.testing.assert_close(torch.as_tensor(after[metric][1]), torch.as_tensor(before[metric][1]))
+    tampered = tmp_path / "t.nastune"
+    with zipfile.ZipFile(ss.save_filename) as zf:
+        weights = bytearray(zf.read("surrogate.safetensors"))
+    weights[-1] ^= 0xFF
+    rewrite(ss.save_filename, tampered, change={"surrogate.safetensors": bytes(weights)})
+    with pytest.raises(BundleError, match=r"'surrogate\.safetensors'"):
+        load_search_space(tampered)
