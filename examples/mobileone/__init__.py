@@ -6,6 +6,8 @@ from .space import (
     S0_ENCODING,
     apply_filters,
     build_encodings,
+    closed_form_profile,
+    count_flops,
     count_params,
     encoding_to_net,
 )
@@ -18,6 +20,8 @@ __all__ = [
     "SqueezeExcite",
     "apply_filters",
     "build_encodings",
+    "closed_form_profile",
+    "count_flops",
     "count_params",
     "encoding_to_net",
     "reparameterize",

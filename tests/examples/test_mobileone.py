@@ -14,6 +14,7 @@ from examples.mobileone import (
     MobileOneBlock,
     apply_filters,
     build_encodings,
+    closed_form_profile,
     count_params,
     encoding_to_net,
 )
@@ -176,3 +177,17 @@ def test_build_encodings_without_filters_is_the_full_grid() -> None:
 def test_invalid_encodings_are_rejected_with_a_reason(encoding: tuple, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         encoding_to_net(encoding)
+
+
+def test_closed_form_profile_equals_the_engines_measurements(encodings: list[tuple]) -> None:
+    from nastune.profiling import profile_encodings
+
+    sample = random.Random(4).sample(encodings, 3)
+    table = profile_encodings(
+        encoding_to_net, sample, torch.rand(2, 3, 64, 48), metrics=("params", "params_test", "flops")
+    )
+    expected = closed_form_profile(sample, 10, input_shape=(2, 3, 64, 48))
+
+    assert table.failures() == {}
+    for metric in ("params", "params_test", "flops"):
+        assert table.metrics[metric].tolist() == expected[metric], metric
