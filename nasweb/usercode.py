@@ -41,6 +41,7 @@ def check_module(payload: dict, scratch: Path) -> dict:
     """Import the module, build a few networks and run the sample input through each.
 
     payload: ``{"encodings": [[...], ...], "sample_input_shape": [...], "indices": [...]}``.
+    Raises when the module cannot be imported; a sample that fails is reported with its error.
     """
     import torch
 
@@ -49,28 +50,30 @@ def check_module(payload: dict, scratch: Path) -> dict:
     checked = []
     for index, encoding in zip(payload["indices"], payload["encodings"], strict=True):
         started = time.perf_counter()
+        entry: dict[str, Any] = {"index": index}
         try:
             net = encoding_to_net(encoding)
+            if not isinstance(net, torch.nn.Module):
+                raise TypeError(f"it returned {type(net).__name__}, not a torch.nn.Module")
         except Exception as exc:
-            raise RuntimeError(f"encoding_to_net(encodings[{index}]) raised {type(exc).__name__}: {exc}") from exc
-        if not isinstance(net, torch.nn.Module):
-            raise TypeError(f"encoding_to_net(encodings[{index}]) returned {type(net).__name__}, not a torch.nn.Module")
+            entry["error"] = f"encoding_to_net(encodings[{index}]) failed: {type(exc).__name__}: {exc}"
+            checked.append(entry)
+            continue
         net.eval()
         try:
             with torch.no_grad():
                 output = net(sample)
         except Exception as exc:
-            raise RuntimeError(
-                f"the network for encodings[{index}] failed on a sample input of shape "
-                f"{list(sample.shape)}: {type(exc).__name__}: {exc}"
-            ) from exc
-        shape = list(output.shape) if isinstance(output, torch.Tensor) else None
-        checked.append({
-            "index": index,
+            entry["error"] = (f"the network of encodings[{index}] failed on a sample input of shape "
+                              f"{list(sample.shape)}: {type(exc).__name__}: {exc}")
+            checked.append(entry)
+            continue
+        entry.update({
             "params": int(sum(p.numel() for p in net.parameters() if p.requires_grad)),
-            "output_shape": shape,
+            "output_shape": list(output.shape) if isinstance(output, torch.Tensor) else None,
             "seconds": round(time.perf_counter() - started, 3),
         })
+        checked.append(entry)
     return {"checked": checked}
 
 

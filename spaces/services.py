@@ -366,7 +366,7 @@ def space_validate(*, space_id: int) -> None:
     sample = sorted({0, n // 2, n - 1})
     scratch = _scratch("validate")
     try:
-        run_user_code(
+        report = run_user_code(
             "check_module",
             {"encodings": [encodings[i] for i in sample], "indices": sample,
              "sample_input_shape": space.sample_input_shape},
@@ -378,6 +378,11 @@ def space_validate(*, space_id: int) -> None:
         return
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    errors = [entry["error"] for entry in report["checked"] if entry.get("error")]
+    if len(errors) == len(report["checked"]):
+        # One bad candidate is the profiler's business; no working candidate means a broken module.
+        _fail(space_id, "validation failed: no sample network could be built and run:\n" + "\n".join(errors))
+        return
 
     if space.max_profiled and space.max_profiled < n:
         chosen = np.sort(np.random.default_rng(0).choice(n, size=space.max_profiled, replace=False)).tolist()
