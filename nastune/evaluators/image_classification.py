@@ -141,6 +141,10 @@ class ImageClassificationEvaluator:
         key = json.dumps([config.fingerprint(), self.model_digest], sort_keys=True)
         return self.work_dir / f"run-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
+    def log_tail(self, encoding: Sequence[Any], n_chars: int = 4000) -> str:
+        """The last ``n_chars`` characters of the run's ``train.log`` ('' before the run starts)."""
+        return _tail(self.run_dir_for(encoding) / LOG_NAME, n_chars)
+
     def command(self, config_path: Path) -> list[str]:
         """The torchrun command line of a run."""
         return [

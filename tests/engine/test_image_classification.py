@@ -108,6 +108,7 @@ def test_one_epoch_with_two_gloo_processes_returns_accuracy(
     assert "epoch 1/1" in log
     assert "accuracy" in log
     assert (result.run_dir / "checkpoint.pt").is_file()
+    assert evaluator.log_tail([8, 2], n_chars=200) == log[-200:]
     # A finished run is reused, not retrained.
     assert evaluator([8, 2]) == result.accuracy
 
