@@ -36,8 +36,6 @@ __all__ = [
     "validate_encodings",
 ]
 
-
-
 logger = logging.getLogger("nastune")
 
 ColumnKind = Literal["int", "float", "bool", "str", "mixed"]
@@ -657,6 +655,25 @@ def infer_feature_spec(
     ]
 
 
+def _onehot_codes(col: np.ndarray, kind: ColumnKind, values: Sequence[JSONScalar]) -> np.ndarray:
+    """``(n,)`` position of each value of ``col`` in ``values`` (-1 when absent), vectorised for numbers."""
+    numeric_values = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    if kind in ("int", "float") and numeric_values and values:
+        table = np.asarray(values, dtype=np.float64)
+        order = np.argsort(table, kind="stable")
+        sorted_table = table[order]
+        x = col.astype(np.float64)
+        pos = np.clip(np.searchsorted(sorted_table, x), 0, len(table) - 1)
+        return np.where(sorted_table[pos] == x, order[pos], -1).astype(np.int64)
+    if kind == "bool" and all(isinstance(v, bool) for v in values):
+        lookup_bool = np.full(2, -1, dtype=np.int64)
+        for k, v in enumerate(values):
+            lookup_bool[int(v)] = k
+        return lookup_bool[col.astype(np.int64)]
+    lookup = {_tagged(v): k for k, v in enumerate(values)}
+    return np.fromiter((lookup.get(_tagged(v), -1) for v in col.tolist()), dtype=np.int64, count=len(col))
+
+
 def features_from_spec(encodings: Encodings, spec: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """Compute the ``(n, d)`` float32 feature matrix of ``encodings`` from a feature spec."""
     n = len(encodings)
@@ -667,8 +684,7 @@ def features_from_spec(encodings: Encodings, spec: Sequence[Mapping[str, Any]]) 
         col = encodings.columns[j]
         kind = s["kind"]
         if kind == "onehot":
-            lookup = {_tagged(v): k for k, v in enumerate(s["values"])}
-            codes = np.fromiter((lookup.get(_tagged(v), -1) for v in col.tolist()), dtype=np.int64, count=n)
+            codes = _onehot_codes(col, encodings.kinds[j], s["values"])
             if (codes < 0).any():
                 i = int(np.argmax(codes < 0))
                 raise EncodingError(
@@ -1060,6 +1076,7 @@ class SearchSpace:
         pretrain: bool = True,
         save: bool = True,
         surrogate_options: Mapping[str, Any] | None = None,
+        flops_device: str = "auto",
     ) -> SearchSpace:
         """Profile the encodings (or take user metrics), pretrain the surrogate, save the bundle.
 
@@ -1085,6 +1102,8 @@ class SearchSpace:
             pretrain: pretrain the surrogate after profiling.
             save: write the bundle to :attr:`save_filename` at the end.
             surrogate_options: extra ``DeepEnsemble`` hyper-parameters.
+            flops_device: where FLOPs are counted: ``"auto"`` (meta unless a CPU network is built anyway),
+                ``"meta"`` or ``"cpu"``; see :mod:`nastune.profiling`.
 
         Returns:
             ``self``, profiled, pretrained and saved.
@@ -1118,6 +1137,7 @@ class SearchSpace:
                 seed=seed,
                 timeout_s=timeout_s,
                 latency_repeats=latency_repeats,
+                flops_device=flops_device,
                 threads=threads,
                 isolate=isolate,
                 progress=progress,

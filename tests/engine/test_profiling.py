@@ -25,8 +25,13 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLE = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
 
 
-def test_params_and_flops_match_hand_counts(tiny_module: ModuleType, tiny_encodings: list[tuple]) -> None:
-    table = profile_encodings(tiny_module.encoding_to_net, tiny_encodings, SAMPLE, latency_repeats=2)
+@pytest.mark.parametrize("flops_device", ["auto", "meta", "cpu"])
+def test_params_and_flops_match_hand_counts(
+    tiny_module: ModuleType, tiny_encodings: list[tuple], flops_device: str
+) -> None:
+    table = profile_encodings(
+        tiny_module.encoding_to_net, tiny_encodings, SAMPLE, latency_repeats=2, flops_device=flops_device
+    )
     assert table.failures() == {}
     for i, (width, depth, _, _) in enumerate(tiny_encodings):
         assert table.metrics["params"][i] == tiny_module.tiny_params(width, depth)
