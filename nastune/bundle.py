@@ -25,7 +25,7 @@ import io
 import json
 import logging
 import os
-import tempfile
+import secrets
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -107,9 +107,10 @@ def write_bundle(
         "written": now,
         "members": {m: {"sha256": _sha256(data), "bytes": len(data)} for m, data in sorted(members.items())},
     }
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # a plain exclusive open (not mkstemp) so the bundle gets the usual umask permissions, not 0600
+    tmp_name = str(target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp"))
     try:
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with open(tmp_name, "xb") as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
             for member, data in sorted(members.items()):
                 zf.writestr(member, data)
