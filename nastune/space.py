@@ -1111,6 +1111,11 @@ class SearchSpace:
         from nastune import profiling
 
         n = len(self)
+        if self.save_filename is not None and not self.save_filename.parent.is_dir():
+            raise ProfilingError(
+                f"folder {self.save_filename.parent} of save_filename does not exist; create it first (the bundle"
+                " and the profiling checkpoint are written there)"
+            )
         user_data = _check_pretraining_data(pretraining_data, n) if pretraining_data is not None else {}
         if sample_input is not None or not user_data:
             if self.encoding_to_net is None:

@@ -337,3 +337,10 @@ def test_a_checkpoint_from_other_settings_is_not_reused(make_tiny_space, tmp_pat
     ss.checkpoint_path.write_text('{"nastune_profile_checkpoint": 1, "space": "other"}\n{"i": 0, "v": {"params": 1}}\n')
     ss.preprocess(sample_input=SAMPLE, metrics=("params",), pretrain=False, progress=False)
     assert ss.profile["params"][0] != 1
+
+
+def test_preprocess_checks_the_bundle_folder_before_profiling(make_tiny_space, tmp_path: Path) -> None:
+    ss = make_tiny_space()
+    ss.save_filename = tmp_path / "missing" / "tiny.nastune"
+    with pytest.raises(ProfilingError, match="does not exist; create it first"):
+        ss.preprocess(sample_input=SAMPLE, pretrain=False, progress=False)
