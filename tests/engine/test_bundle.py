@@ -202,3 +202,59 @@ def test_round_trip_with_a_pretrained_surrogate_predicts_the_same(make_tiny_spac
     rewrite(ss.save_filename, tampered, change={"surrogate.safetensors": bytes(weights)})
     with pytest.raises(BundleError, match=r"'surrogate\.safetensors'"):
         load_search_space(tampered)
+
+
+class ContractEnsemble:
+    """A least-squares stand-in with DeepEnsemble's contract (state_dict/config/from_state/predict_metrics)."""
+
+    def __init__(self, n_features: int, metric_names: list[str], n_members: int = 5, seed: int = 0, **hyper):
+        self.n_features, self.metric_names, self.n_members, self.seed = n_features, list(metric_names), n_members, seed
+        self.weights = torch.zeros(len(self.metric_names), n_features + 1, dtype=torch.float64)
+
+    def pretrain(self, X, targets, *, simultaneous=True, progress=True) -> dict:
+        A = np.hstack([X, np.ones((len(X), 1))])
+        for k, metric in enumerate(self.metric_names):
+            y = targets[metric]
+            ok = np.isfinite(y)
+            self.weights[k] = torch.from_numpy(np.linalg.lstsq(A[ok], y[ok], rcond=None)[0])
+        return {"loss": 0.0}
+
+    def predict_metrics(self, X):
+        A = torch.from_numpy(np.hstack([X, np.ones((len(X), 1))]).astype(np.float64))
+        out = (A @ self.weights.T).numpy()
+        return {m: (out[:, k], np.zeros(len(X))) for k, m in enumerate(self.metric_names)}
+
+    def state_dict(self):
+        return {"weights": self.weights}
+
+    def config(self) -> dict:
+        return {"n_features": self.n_features, "metric_names": self.metric_names, "n_members": self.n_members,
+                "seed": self.seed}
+
+    @classmethod
+    def from_state(cls, config, tensors):
+        ensemble = cls(**config)
+        ensemble.weights = tensors["weights"]
+        return ensemble
+
+
+def test_surrogate_travels_through_the_bundle_per_the_contract(
+    make_tiny_space, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    fake = types.ModuleType("nastune.surrogate")
+    fake.DeepEnsemble = ContractEnsemble  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "nastune.surrogate", fake)
+    ss = make_tiny_space()
+    ss.preprocess(sample_input=SAMPLE, progress=False, latency_repeats=1, n_members=3, seed=7)
+    assert isinstance(ss.surrogate, ContractEnsemble) and ss.surrogate.n_members == 3
+    # params_test duplicates params here, so it is not a separate pretraining target
+    assert ss.pretrain_info["metrics"] == ["params", "flops", "latency", "memory"]
+    loaded = load_search_space(ss.save_filename)
+    assert loaded.pretrain_info["seed"] == 7
+    torch.testing.assert_close(loaded.surrogate.weights, ss.surrogate.weights)
+    before, after = ss.predict([0, 5]), loaded.predict([(2, 1, "relu", "ok"), (4, 1, "gelu", "ok")])
+    for metric in before:
+        np.testing.assert_allclose(after[metric][0], before[metric][0])
