@@ -1,0 +1,261 @@
+/* Search dashboard: the live best-value curve (polling /api/searches/{id}/progress/?cursor=),
+ * budget and state, evaluations in flight, the Pareto plot and the server-paged evaluations table. */
+(function () {
+  "use strict";
+  const N = window.NASWeb;
+  const ACTIVE = ["queued", "running", "paused"];
+  const POLL_MS = 1000;
+  const initial = N.readJSON("curve-data");
+  if (!initial) return;
+  const searchId = initial.search;
+  const api = `/api/searches/${searchId}`;
+
+  /* ---- best-value curve ------------------------------------------------------------------- */
+  const series = {};
+  ["hi", "lo"].forEach((fidelity) => {
+    const curve = initial.curves[fidelity];
+    series[fidelity] = {
+      seq: curve.evaluations.slice(), spent: curve.spent.slice(), best: curve.best.slice(), value: curve.value.slice(),
+    };
+  });
+  let lastSeq = initial.cursor || 0;
+  let cursor = lastSeq;
+  let xMode = "evaluations";
+  const chart = document.getElementById("curve-chart");
+  const status = document.getElementById("curve-status");
+
+  function addPoint(point) {
+    if (point.seq <= lastSeq) return false;
+    lastSeq = point.seq;
+    if (point.state !== "done" || point.value === null) return false;
+    const s = series[point.fidelity];
+    const previous = s.best.length ? s.best[s.best.length - 1] : -Infinity;
+    s.seq.push(point.seq);
+    s.spent.push(point.spent_after);
+    s.value.push(point.value);
+    s.best.push(Math.max(previous, point.value));
+    return true;
+  }
+
+  function drawCurve() {
+    const x = (s) => (xMode === "spent" ? s.spent : s.seq);
+    const n = series.hi.seq.length + series.lo.seq.length;
+    const type = N.scatterType(n);
+    const traces = [
+      { name: "best, high fidelity", type, mode: "lines", line: { shape: "hv", width: 3, color: "#2f5bd3" },
+        x: x(series.hi), y: series.hi.best },
+      { name: "high-fidelity values", type, mode: "markers", marker: { size: n > 2000 ? 3 : 6, color: "#2f5bd3", opacity: 0.35 },
+        x: x(series.hi), y: series.hi.value },
+    ];
+    if (series.lo.seq.length || initial.has_low_fidelity) {
+      traces.push(
+        { name: "best, low fidelity", type, mode: "lines", line: { shape: "hv", width: 2, dash: "dash", color: "#c77c02" },
+          x: x(series.lo), y: series.lo.best },
+        { name: "low-fidelity values", type, mode: "markers", marker: { size: n > 2000 ? 3 : 5, color: "#c77c02", opacity: 0.35, symbol: "diamond" },
+          x: x(series.lo), y: series.lo.value },
+      );
+    }
+    N.plot(chart, traces, {
+      xaxis: { title: { text: xMode === "spent" ? "budget spent (high-fidelity evaluations)" : "evaluations finished" },
+        rangemode: "tozero" },
+      yaxis: { title: { text: "value (higher is better)" } },
+    });
+    chart.dataset.points = String(n);
+    chart.setAttribute("aria-label", `Best value so far against ${xMode === "spent" ? "budget spent" : "evaluations"}: ${n} points`);
+  }
+
+  document.querySelectorAll("input[name=curve-x]").forEach((radio) => {
+    radio.addEventListener("change", () => {
+      xMode = radio.value;
+      drawCurve();
+    });
+  });
+
+  /* ---- state, budget, actions --------------------------------------------------------------- */
+  function showState(progress) {
+    N.setBadge(document.getElementById("search-state"), progress.state);
+    document.getElementById("best-value").textContent = N.fmt(progress.best_value);
+    document.getElementById("best-index").textContent = progress.best_index === null ? "–" : String(progress.best_index);
+    document.getElementById("finished-count").textContent = String(progress.finished_count);
+    document.getElementById("spent").textContent = N.fmt(progress.spent);
+    N.setBar(document.getElementById("budget-bar"), progress.budget ? progress.spent / progress.budget : 0, progress.state);
+    document.querySelectorAll("#search-actions [data-states]").forEach((form) => {
+      form.hidden = !form.dataset.states.split(" ").includes(progress.state);
+    });
+    const failure = document.getElementById("search-failure");
+    failure.hidden = progress.state !== "failed";
+    failure.textContent = progress.failure_reason || "";
+    status.textContent = ACTIVE.includes(progress.state) ? `live · ${progress.state}` : progress.state;
+  }
+
+  /* ---- evaluations in flight ---------------------------------------------------------------- */
+  const inflight = document.getElementById("inflight");
+  function showInFlight(items) {
+    const rows = items.map((item) => {
+      const head = N.el("div", { class: "row" }, [
+        N.el("strong", { text: `encoding ${item.encoding_index}` }),
+        N.el("span", { class: `fid-${item.fidelity}`, text: item.fidelity === "lo" ? "low fidelity" : "high fidelity" }),
+        N.el("span", { class: `badge state-${item.state}`, text: item.state }),
+        item.attempt > 1 ? N.el("span", { class: "muted", text: `attempt ${item.attempt}` }) : null,
+        N.el("span", { class: "muted", text: item.gpu ? `GPU ${item.gpu}` : item.state === "running" ? "CPU" : "" }),
+        item.predicted_mean !== null ? N.el("span", { class: "muted", text: `predicted ${N.fmt(item.predicted_mean, 3)} ± ${N.fmt(item.predicted_std, 2)}` }) : null,
+      ]);
+      const tail = (item.log_tail || "").slice(-1500);
+      return N.el("li", { "data-inflight": String(item.id) }, [head, tail ? N.el("pre", { class: "log", text: tail }) : null]);
+    });
+    inflight.replaceChildren(...(rows.length ? rows : [N.el("li", { class: "empty", text: "Nothing is running." })]));
+  }
+
+  /* ---- evaluations table (server-rendered fragment) ----------------------------------------- */
+  let tableQuery = (document.getElementById("evaluations-table") || {}).dataset?.query || "";
+  let tableLoading = false;
+  let lastTableRefresh = 0;
+
+  async function loadTable(query, remember) {
+    const holder = document.getElementById("evaluations-table");
+    tableLoading = true;
+    try {
+      const html = await N.getText(`${holder.dataset.url}?${query}`);
+      const template = document.createElement("template");
+      template.innerHTML = html.trim();
+      holder.replaceWith(template.content.firstElementChild);
+      tableQuery = query;
+      lastTableRefresh = Date.now();
+      if (remember) history.replaceState(null, "", `${window.location.pathname}?${query}#evaluations`);
+    } finally {
+      tableLoading = false;
+    }
+  }
+
+  /* Reload the table in place unless a row is open (it would close) or it was reloaded just now. */
+  function refreshTableSoon() {
+    const open = document.querySelector("#evaluations-table button[aria-expanded=true]");
+    if (open || tableLoading || Date.now() - lastTableRefresh < 2000) return false;
+    loadTable(tableQuery, false).catch(() => {});
+    return true;
+  }
+
+  const section = document.getElementById("evaluations");
+  section.addEventListener("click", (event) => {
+    const link = event.target.closest("a[data-table-link]");
+    if (link) {
+      event.preventDefault();
+      loadTable(new URL(link.href).search.slice(1), true).catch(() => (window.location.href = link.href));
+      return;
+    }
+    const expand = event.target.closest("button[data-expand]");
+    if (expand) toggleDetail(expand);
+    const build = event.target.closest("button[data-build-network]");
+    if (build) buildNetwork(build);
+  });
+  section.addEventListener("submit", (event) => {
+    const form = event.target;
+    if (form.id !== "evaluation-filters") return;
+    event.preventDefault();
+    const query = new URLSearchParams(new FormData(form));
+    Array.from(query.keys()).forEach((key) => { if (!query.get(key)) query.delete(key); });
+    loadTable(query.toString(), true).catch(() => form.submit());
+  });
+
+  async function toggleDetail(button) {
+    const row = document.getElementById(button.getAttribute("aria-controls"));
+    const open = button.getAttribute("aria-expanded") !== "true";
+    button.setAttribute("aria-expanded", String(open));
+    button.textContent = open ? "▾" : "▸";
+    row.hidden = !open;
+    if (!open || row.dataset.loaded) return;
+    row.dataset.loaded = "1";
+    const box = row.querySelector("[data-detail]");
+    try {
+      const detail = await N.getJSON(`${api}/evaluations/${box.dataset.detail}/`);
+      box.querySelector("[data-part=encoding]").textContent = JSON.stringify(detail.encoding);
+      box.querySelector("[data-part=log]").textContent = detail.log_tail || "(no log)";
+    } catch (error) {
+      box.querySelector("[data-part=encoding]").textContent = `could not load: ${error.message}`;
+      box.querySelector("[data-part=log]").textContent = "";
+    }
+  }
+
+  async function buildNetwork(button) {
+    const holder = button.closest("[data-part=network]");
+    const index = button.closest("[data-detail]").dataset.encodingIndex;
+    const url = `/api/spaces/${initial.space}/networks/${index}/`;
+    const out = N.el("pre", { class: "net", text: "building on a worker…" });
+    holder.replaceChildren(out);
+    try {
+      let summary = await N.postJSON(url, {});
+      for (let tries = 0; summary.state === "pending" && tries < 120; tries++) {
+        await new Promise((resolve) => window.setTimeout(resolve, 1000));
+        summary = await N.getJSON(url);
+      }
+      if (summary.state === "done") {
+        out.textContent = `${N.fmt(summary.params)} parameters (${N.fmt(summary.params_test)} at test time)\n\n${summary.text}`;
+      } else {
+        out.textContent = summary.state === "failed" ? `could not build: ${summary.error}` : "still building; try again later";
+      }
+    } catch (error) {
+      out.textContent = `could not build: ${error.message}`;
+    }
+  }
+
+  /* ---- Pareto plot ---------------------------------------------------------------------------- */
+  const paretoSelect = document.getElementById("pareto-metric");
+  const paretoChart = document.getElementById("pareto-chart");
+  let paretoAt = 0;
+  async function drawPareto() {
+    if (!paretoSelect || !paretoChart) return;
+    paretoAt = Date.now();
+    const metric = paretoSelect.value;
+    const data = await N.getJSON(`${api}/pareto/?metric=${encodeURIComponent(metric)}`);
+    const points = paretoPoints(data);
+    const front = points.filter((p) => p.front).sort((a, b) => a.x - b.x);
+    const rest = points.filter((p) => !p.front);
+    const label = (p) => `encoding ${p.index}`;
+    N.plot(paretoChart, [
+      { name: "evaluated", type: N.scatterType(rest.length), mode: "markers", x: rest.map((p) => p.x), y: rest.map((p) => p.y),
+        text: rest.map(label), marker: { size: 6, color: "#9aa3b5" } },
+      { name: "non-dominated", type: "scatter", mode: "lines+markers", x: front.map((p) => p.x), y: front.map((p) => p.y),
+        text: front.map(label), line: { shape: "hv", color: "#b42318" }, marker: { size: 9, color: "#b42318" } },
+    ], {
+      xaxis: { title: { text: `${metric} (lower is better)` }, type: ["params", "flops", "params_test", "memory"].includes(metric) ? "log" : "linear" },
+      yaxis: { title: { text: "value (higher is better)" } },
+    });
+    paretoChart.dataset.points = String(points.length);
+    paretoChart.dataset.front = String(front.length);
+  }
+  /* /api/searches/{id}/pareto/: {metric, points: [{index, value, metric_value, non_dominated}], unprofiled} */
+  function paretoPoints(data) {
+    return data.points.map((row) => ({ index: row.index, x: row.metric_value, y: row.value, front: row.non_dominated }));
+  }
+  if (paretoSelect) paretoSelect.addEventListener("change", () => drawPareto().catch(() => {}));
+
+  /* ---- the live loop ---------------------------------------------------------------------------- */
+  let lastFinished = null;
+  let lastSignature = null;
+  let tableStale = false;
+  let paretoStale = false;
+  N.poll(async () => {
+    const progress = await N.getJSON(`${api}/progress/?cursor=${cursor}`);
+    let added = false;
+    progress.finished.forEach((point) => { added = addPoint(point) || added; });
+    cursor = progress.cursor;
+    if (added) drawCurve();
+    showState(progress);
+    showInFlight(progress.in_flight);
+    const signature = progress.finished_count + "|" + progress.in_flight.map((item) => item.id + item.state).join(",");
+    if (lastSignature !== null && signature !== lastSignature) tableStale = true;
+    if (lastFinished !== null && progress.finished_count !== lastFinished) paretoStale = true;
+    lastSignature = signature;
+    lastFinished = progress.finished_count;
+    if (tableStale && refreshTableSoon()) tableStale = false;
+    if (paretoStale && Date.now() - paretoAt > 3000) {
+      paretoStale = false;
+      drawPareto().catch(() => {});
+    }
+    if (progress.more) return true;
+    return ACTIVE.includes(progress.state) || progress.in_flight.length > 0 || tableStale || paretoStale;
+  }, POLL_MS);
+
+  drawCurve();
+  drawPareto().catch(() => {});
+})();
