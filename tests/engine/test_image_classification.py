@@ -88,6 +88,7 @@ def _evaluator(dataset: Path, model: Path, work_dir: Path, **options: object):
     return create_img_class_evaluator(dataset, 2, 0, model, **defaults)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_one_epoch_with_two_gloo_processes_returns_accuracy(
     tiny_dataset: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
@@ -113,6 +114,7 @@ def test_one_epoch_with_two_gloo_processes_returns_accuracy(
     assert evaluator([8, 2]) == result.accuracy
 
 
+@pytest.mark.slow
 def test_reparam_false_evaluates_the_train_time_network(tiny_dataset: Path, tiny_model: Path, tmp_path: Path) -> None:
     evaluator = _evaluator(tiny_dataset, tiny_model, tmp_path, reparam=False)
 
@@ -122,6 +124,7 @@ def test_reparam_false_evaluates_the_train_time_network(tiny_dataset: Path, tiny
     assert details["params_eval"] == details["params_train"]
 
 
+@pytest.mark.slow
 def test_missing_split_is_a_dataset_error(tiny_dataset: Path, tiny_model: Path, tmp_path: Path) -> None:
     evaluator = _evaluator(tiny_dataset, tiny_model, tmp_path, eval_split="test")
 
@@ -144,6 +147,7 @@ def test_wrong_n_classes_is_a_dataset_error(tiny_dataset: Path, tiny_model: Path
     assert "has 2 classes in column 'label' but n_classes=10; pass n_classes=2" in result["error"]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_its_last_checkpoint(tiny_dataset: Path, tiny_model: Path, tmp_path: Path) -> None:
     import os
 
@@ -164,6 +168,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(tiny_dataset: Path, tiny_mo
     assert "resuming from the checkpoint after epoch 1 of 2" in result.log_path.read_text()
 
 
+@pytest.mark.slow
 def test_failing_model_reports_the_error_and_the_log_tail(tiny_dataset: Path, tmp_path: Path) -> None:
     model = tmp_path / "broken.py"
     model.write_text("def encoding_to_net(encoding, n_classes):\n    raise ValueError('no such width')\n")
