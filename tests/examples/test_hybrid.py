@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import pytest
 import torch
 from torch import nn
@@ -21,16 +23,19 @@ from examples.mobileone_swiftformer.net import (
     SwiftFormerEncoder,
 )
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
 
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def randomise_batch_norm(model: nn.Module) -> nn.Module:
+def randomise_batch_norm(model: ModuleT) -> ModuleT:
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):
+                assert module.running_mean is not None and module.running_var is not None
                 module.running_mean.uniform_(-0.1, 0.1, generator=generator)
                 module.running_var.uniform_(0.5, 2.0, generator=generator)
                 module.weight.uniform_(0.5, 1.0, generator=generator)
@@ -91,7 +96,7 @@ def test_attention_choice_sets_how_many_trailing_blocks_attend(attention: str, e
     encoding = ("mo", "none", "mo", "none", "mo-se", attention, "conv-enc", "none")
     stage3 = encoding_to_net(encoding).stages[2]
 
-    kinds = [isinstance(block, SwiftFormerEncoder) for block in stage3]
+    kinds = [isinstance(block, SwiftFormerEncoder) for block in stage3.children()]
     assert sum(kinds) == expected
     assert kinds == [False] * (6 - expected) + [True] * expected
     # mo-se: every MobileOne block of the stage has squeeze-and-excitation, mini conv blocks included.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from typing import TypeVar
 
 import pytest
 import torch
@@ -20,6 +21,8 @@ from examples.mobileone import (
 )
 from examples.mobileone.space import DEPTH_CHOICES, WIDTH_CHOICES
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
 PAPER_SPACE_SIZE = 55_870
 
 
@@ -27,12 +30,13 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def randomise_batch_norm(model: nn.Module, seed: int = 0) -> nn.Module:
+def randomise_batch_norm(model: ModuleT, seed: int = 0) -> ModuleT:
     """Give every BatchNorm random running statistics and affine weights, as after training; eval mode."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):
+                assert module.running_mean is not None and module.running_var is not None
                 module.running_mean.uniform_(-0.1, 0.1, generator=generator)
                 module.running_var.uniform_(0.5, 2.0, generator=generator)
                 module.weight.uniform_(0.5, 1.0, generator=generator)
