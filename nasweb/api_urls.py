@@ -1,0 +1,46 @@
+"""Routes of the REST API, mounted at ``/api/`` (the schema itself is at ``/api/schema/``)."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularSwaggerView
+
+from nasweb.api import TokenApi
+from searches import api as searches
+from spaces import api as spaces
+
+urlpatterns = [
+    path("token/", TokenApi.as_view(), name="api-token"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # search spaces
+    path("spaces/", spaces.SpaceListApi.as_view(), name="api-space-list"),
+    path("spaces/<int:space_id>/", spaces.SpaceDetailApi.as_view(), name="api-space-detail"),
+    path("spaces/<int:space_id>/bundle/", spaces.SpaceBundleApi.as_view(), name="api-space-bundle"),
+    path("spaces/<int:space_id>/module/", spaces.SpaceModuleApi.as_view(), name="api-space-module"),
+    path("spaces/<int:space_id>/profile/", spaces.SpaceProfileApi.as_view(), name="api-space-profile"),
+    path("spaces/<int:space_id>/encodings/", spaces.SpaceEncodingsApi.as_view(), name="api-space-encodings"),
+    path("spaces/<int:space_id>/predictions/", spaces.SpacePredictionsApi.as_view(), name="api-space-predictions"),
+    path("spaces/<int:space_id>/networks/<int:encoding_index>/", spaces.NetworkSummaryApi.as_view(),
+         name="api-space-network"),
+    # searches and their evaluations
+    path("searches/", searches.SearchListApi.as_view(), name="api-search-list"),
+    path("searches/<int:search_id>/", searches.SearchDetailApi.as_view(), name="api-search-detail"),
+    path("searches/<int:search_id>/pause/", searches.SearchPauseApi.as_view(), name="api-search-pause"),
+    path("searches/<int:search_id>/resume/", searches.SearchResumeApi.as_view(), name="api-search-resume"),
+    path("searches/<int:search_id>/cancel/", searches.SearchCancelApi.as_view(), name="api-search-cancel"),
+    path("searches/<int:search_id>/progress/", searches.SearchProgressApi.as_view(), name="api-search-progress"),
+    path("searches/<int:search_id>/curve/", searches.SearchCurveApi.as_view(), name="api-search-curve"),
+    path("searches/<int:search_id>/reference-curve/", searches.SearchReferenceCurveApi.as_view(),
+         name="api-search-reference-curve"),
+    path("searches/<int:search_id>/pareto/", searches.SearchParetoApi.as_view(), name="api-search-pareto"),
+    path("searches/<int:search_id>/predictions/", searches.SearchPredictionsApi.as_view(),
+         name="api-search-predictions"),
+    path("searches/<int:search_id>/evaluations/", searches.EvaluationListApi.as_view(),
+         name="api-evaluation-list"),
+    path("searches/<int:search_id>/evaluations.csv", searches.EvaluationCsvApi.as_view(),
+         name="api-evaluation-csv"),
+    path("searches/<int:search_id>/evaluations/<int:evaluation_id>/", searches.EvaluationDetailApi.as_view(),
+         name="api-evaluation-detail"),
+    path("searches/<int:search_id>/evaluations/<int:evaluation_id>/log/", searches.EvaluationLogApi.as_view(),
+         name="api-evaluation-log"),
+    path("searches/<int:search_id>/evaluations/<int:evaluation_id>/retry/", searches.EvaluationRetryApi.as_view(),
+         name="api-evaluation-retry"),
+]
