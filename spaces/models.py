@@ -45,6 +45,8 @@ class SearchSpace(models.Model):
     module_source = models.TextField(blank=True, help_text="source of the module defining encoding_to_net")
     module_sha256 = models.CharField(max_length=64, blank=True)
     sample_input_shape = models.JSONField(default=list, help_text="shape of the random sample input, e.g. [1,3,32,32]")
+    profile_metrics = models.JSONField(default=list, blank=True,
+                                       help_text="metrics to measure when profiling (empty: all)")
     max_profiled = models.PositiveIntegerField(null=True, blank=True,
                                                help_text="profile a seeded random subset of this size (huge spaces)")
 

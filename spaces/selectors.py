@@ -40,3 +40,55 @@ def space_profile_points(*, space: SearchSpace, max_points: int = 5000, seed: in
         },
         "failures": len(failures),
     }
+
+
+# --- API reads (W1) ---------------------------------------------------------------------------------
+
+
+def space_encodings(*, space: SearchSpace, indices: Any) -> list[dict[str, Any]]:
+    """``[{index, encoding}]`` for these encoding indices (a page of the space)."""
+    from spaces.services import load_encodings
+
+    encodings = load_encodings(space)
+    return [{"index": int(index), "encoding": encodings[index]} for index in indices]
+
+
+def space_predictions(*, space: SearchSpace, indices: Any) -> list[dict[str, Any]]:
+    """What the space's pretrained surrogate predicts for these candidates:
+    ``[{index, encoding, metrics: {metric: {mean, std}}}]`` (non-finite numbers as ``None``)."""
+    from nastune import NastuneError
+    from nasweb.api_errors import ConflictError
+    from spaces import engine
+
+    if space.state != SearchSpace.State.READY or not space.bundle_file:
+        raise ConflictError(None, f"the search space is {space.state}; predictions need its pretrained surrogate")
+    indices = [int(index) for index in indices]
+    try:
+        engine_space = engine.load_space(space)
+        predicted = engine_space.predict(indices) if indices else {}
+    except NastuneError as exc:  # e.g. a bundle that fails its checksum: say so, do not crash
+        raise ConflictError(None, str(exc)) from None
+    return [
+        {
+            "index": index,
+            "encoding": list(engine_space.encodings[index]),
+            "metrics": {metric: {"mean": _finite(mean[row]), "std": _finite(std[row])}
+                        for metric, (mean, std) in predicted.items()},
+        }
+        for row, index in enumerate(indices)
+    ]
+
+
+def _finite(value: Any) -> float | None:
+    number = float(value)
+    return number if np.isfinite(number) else None
+
+
+def network_summary_get(*, space: SearchSpace, encoding_index: int) -> Any:
+    """The summary a worker built (or is building) for one encoding; "not found" until requested."""
+    from spaces.models import NetworkSummary
+
+    summary = NetworkSummary.objects.filter(space=space, encoding_index=encoding_index).first()
+    if summary is None:
+        raise NotFoundError(None, "no summary of this network was requested yet; POST to request one")
+    return summary

@@ -94,14 +94,15 @@ def parse_encodings(data: bytes, filename: str) -> list[list[Any]]:
 def validate_encodings(encodings: list[Any]) -> dict[str, Any]:
     """Validate with the engine; returns the count, length and a per-position feature summary."""
     from nastune import EncodingError
-    from nastune.space import _validate_encodings, infer_feature_spec
+    from nastune.space import infer_feature_spec
+    from nastune.space import validate_encodings as engine_validate
 
     if len(encodings) > settings.NASWEB_MAX_ENCODINGS:
         raise SpaceValidationError(
             "encodings", f"{len(encodings)} encodings exceed the limit of {settings.NASWEB_MAX_ENCODINGS} "
             "(NASWEB_MAX_ENCODINGS)")
     try:
-        table = _validate_encodings(encodings)
+        table = engine_validate(encodings)
         spec = infer_feature_spec(table)
     except EncodingError as exc:
         raise SpaceValidationError("encodings", str(exc)) from None
@@ -229,6 +230,7 @@ def space_create_from_example(*, owner: Any, example: str, name: str = "", descr
             module_source=source, module_sha256=hashlib.sha256(source.encode()).hexdigest(),
             sample_input_shape=list(spec.sample_input_shape),
             max_profiled=max_profiled if max_profiled is not None else spec.max_profiled,
+            profile_metrics=list(spec.profile_metrics or ()),
         )
         profile = spec.profile_table() if spec.profile_table is not None else None
         if profile is not None:
@@ -392,7 +394,7 @@ def space_validate(*, space_id: int) -> None:
     with transaction.atomic():
         updated = SearchSpace.objects.filter(id=space_id, state=SearchSpace.State.VALIDATING).update(
             state=SearchSpace.State.PROFILING, progress_done=0, progress_total=len(chosen),
-            metrics=list(PROFILE_METRICS), updated_at=timezone.now())
+            metrics=list(space.profile_metrics or PROFILE_METRICS), updated_at=timezone.now())
         if not updated:
             return
         chunks = ProfileChunk.objects.bulk_create(
@@ -438,7 +440,7 @@ def space_profile_chunk(*, chunk_id: int) -> None:
         result = run_user_code(
             "profile",
             {"encodings": [encodings[i] for i in chunk.indices], "sample_input_shape": space.sample_input_shape,
-             "timeout_s": 60.0},
+             "timeout_s": 60.0, "metrics": space.profile_metrics or list(PROFILE_METRICS)},
             scratch=scratch, limits=_limits(), modules={"user_module.py": space.module_source},
             on_tick=heartbeat, tick_s=5.0,
         )
