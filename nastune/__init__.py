@@ -3,21 +3,31 @@
 The public surface is ``__all__``; everything else is internal.
 """
 
+from nastune.acquisition import Acquisition, ExpectedImprovement, ThompsonSampling, UpperConfidenceBound
 from nastune.errors import BundleError, EncodingError, NastuneError, ProfilingError, SearchError
 from nastune.profiling import PROFILE_METRICS, PROXY_METRICS, ProfileTable, profile_encodings
+from nastune.search import Proposal, SearchInstance
 from nastune.space import Encodings, SearchSpace, create_search_space, load_search_space
+from nastune.surrogate import DeepEnsemble
 
 __all__ = [
     "PROFILE_METRICS",
     "PROXY_METRICS",
+    "Acquisition",
     "BundleError",
+    "DeepEnsemble",
     "EncodingError",
     "Encodings",
+    "ExpectedImprovement",
     "NastuneError",
     "ProfileTable",
     "ProfilingError",
+    "Proposal",
     "SearchError",
+    "SearchInstance",
     "SearchSpace",
+    "ThompsonSampling",
+    "UpperConfidenceBound",
     "create_search_space",
     "load_search_space",
     "profile_encodings",

@@ -1,0 +1,1050 @@
+"""Bayesian-optimisation search over a search space: an ask/tell core, ``run_search``, JSON state, resume.
+
+:class:`SearchInstance` keeps every decision in plain data (``to_state()``) and writes it to
+``save_filename`` atomically after every evaluation, so a killed process loses at most the evaluations
+in flight and ``run_search`` on the same file continues where it stopped. The web backend drives the
+same core asynchronously: ``ask(n)`` proposes up to ``n`` evaluations (never one already evaluated or
+in flight), workers evaluate them, ``tell(...)`` records each result in any order.
+
+Budget. Counted in high-fidelity evaluations: a hi-fi evaluation spends 1 unit, a lo-fi evaluation
+``lo_fi_cost / hi_fi_cost`` units (``eval_budget=60`` with costs 240/12: 60 hi-fi runs, or 1200 lo-fi
+runs, or a mix). Evaluations in flight count against the budget when proposing; a failed evaluation
+spends its full cost (it used the machine).
+
+Each step (``ask``):
+
+1. *Initial design*, until ``n_initial`` candidates have been evaluated or are in flight: candidates
+   chosen by ``initial_design``: ``"random"`` (uniform), or ``"diverse"`` (farthest-point sampling in the
+   pretrained surrogate's representation, so the first picks already cover what the profile tells apart).
+2. *BO*: the ensemble is fine-tuned from its pretrained weights on all observations (and, for pending
+   evaluations, on their predicted means: the Kriging believer), every candidate is scored by the
+   acquisition (EI by default) on the high-fidelity head (the low-fidelity head while no hi-fi result
+   exists), and the best ``n`` distinct candidates are proposed. After ``stall_patience`` high-fidelity
+   results without improvement, one pick is made by Thompson sampling instead (exploration fallback).
+
+Fidelity policy (when a low fidelity exists): *screen, then promote*. The initial design is evaluated at
+low fidelity. Afterwards a candidate chosen by the acquisition that has no low-fidelity result yet is
+first evaluated at low fidelity (cheap screening: its result reshapes the shared model); a chosen
+candidate that already has one is evaluated at high fidelity (promotion). Low-fidelity spending is
+capped at ``lo_fi_share`` of the budget; past the cap every evaluation is high fidelity. Only
+high-fidelity results count for :attr:`SearchInstance.best`.
+
+Reproducibility: every random choice of ask number ``k`` comes from ``default_rng([seed, k])`` and
+the surrogate is refitted from its pretrained weights on observations sorted by candidate, so the same
+seed, space and evaluator give the same history, also across a kill and resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from nastune.acquisition import Acquisition, ThompsonSampling, make_acquisition, select_batch
+from nastune.errors import SearchError
+
+if TYPE_CHECKING:
+    from nastune.space import SearchSpace
+    from nastune.surrogate import DeepEnsemble
+
+__all__ = ["FIDELITIES", "Proposal", "SearchInstance", "atomic_write_json"]
+
+logger = logging.getLogger("nastune")
+
+STATE_FORMAT = "nastune.SearchInstance"
+STATE_VERSION = 1
+FIDELITIES = ("hi", "lo")
+
+#: Search options (keyword arguments of :class:`SearchInstance` beyond the named ones) and defaults.
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "pretrained": True,  # fine-tune the space's pretrained surrogate; False = a fresh, unpretrained one
+    "n_members": 5,  # ensemble size when no pretrained surrogate is used
+    "surrogate_options": {},  # DeepEnsemble hyper-parameter overrides (fine-tuning), e.g. finetune_steps
+    "initial_design": "random",  # "random" or "diverse"
+    "acquisition_options": {},  # e.g. {"beta": 3.0} for UCB
+    "stall_patience": 0,  # hi-fi results without improvement before a Thompson pick; 0 = never
+    "lo_fi_share": 0.3,  # cap on the share of the budget spent at low fidelity
+    "believer_steps": 50,  # fine-tuning steps of each Kriging-believer refit
+}
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One evaluation to run.
+
+    Attributes:
+        index: candidate index in the search space.
+        encoding: the candidate's encoding.
+        fidelity: ``"hi"`` or ``"lo"``.
+        predicted_mean: the surrogate's mean for it at that fidelity (original units), ``None`` for
+            initial-design picks.
+        predicted_std: the surrogate's std, likewise.
+        reason: ``"initial"``, ``"acquisition"``, ``"explore"`` or ``"resume"``.
+    """
+
+    index: int
+    encoding: tuple
+    fidelity: str
+    predicted_mean: float | None = None
+    predicted_std: float | None = None
+    reason: str = "acquisition"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
+
+
+def _finite_or_none(value: Any) -> float | None:
+    if value is None:
+        return None
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, separators=(",", ":"), allow_nan=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable (not possible on every OS)
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _json_scalar(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class SearchInstance:
+    """A search over one search space with one objective (maximised).
+
+    Args:
+        name: a name for people.
+        save_filename: JSON state file, written atomically after every evaluation; when it exists the
+            search resumes from it. ``None`` keeps the state in memory only.
+        search_space_filename: bundle to load the space from (alternative to ``search_space``).
+        search_space: the :class:`~nastune.space.SearchSpace` (or any object with ``encodings``,
+            ``features``, ``surrogate``, ``index_of`` and ``len``).
+        hi_fi_eval: ``evaluator(encoding) -> float`` at high fidelity (see :mod:`nastune.evaluators`);
+            ``None`` when results come through :meth:`tell` only.
+        hi_fi_cost: cost of one high-fidelity evaluation (any unit, e.g. epochs).
+        lo_fi_eval: optional low-fidelity evaluator.
+        lo_fi_cost: cost of one low-fidelity evaluation (same unit); a low fidelity is used when
+            ``lo_fi_eval`` or ``lo_fi_cost`` is given.
+        seed: seed of every random choice.
+        acquisition: ``"ei"`` (default), ``"ucb"``, ``"thompson"`` or an :class:`~nastune.acquisition.Acquisition`.
+        batch_size: proposals per step in :meth:`run_search` (parallel evaluations).
+        n_initial: size of the initial design.
+        progress: tqdm bars.
+        eval_budget: budget in high-fidelity evaluations (also set by :meth:`run_search`); ``None`` = no limit.
+        **options: see :data:`DEFAULT_OPTIONS`.
+
+    Raises:
+        SearchError: bad options, or a state file that belongs to another space.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        save_filename: str | Path | None,
+        search_space_filename: str | Path | None = None,
+        *,
+        search_space: SearchSpace | Any | None = None,
+        hi_fi_eval: Callable[[tuple], float] | None = None,
+        hi_fi_cost: float = 1.0,
+        lo_fi_eval: Callable[[tuple], float] | None = None,
+        lo_fi_cost: float | None = None,
+        seed: int = 0,
+        acquisition: str | Acquisition = "ei",
+        batch_size: int = 1,
+        n_initial: int = 10,
+        progress: bool = True,
+        eval_budget: float | None = None,
+        **options: Any,
+    ) -> None:
+        if search_space is None and search_space_filename is None:
+            raise SearchError("give search_space_filename=... or search_space=...")
+        if search_space is None:
+            from nastune.space import load_search_space
+
+            search_space = load_search_space(search_space_filename)  # type: ignore[arg-type]
+        self.space = search_space
+        self.search_space_filename = str(search_space_filename) if search_space_filename is not None else None
+        self.save_filename = Path(save_filename) if save_filename is not None else None
+        self.hi_fi_eval = hi_fi_eval
+        self.lo_fi_eval = lo_fi_eval
+        self.progress = bool(progress)
+        existing = self._read_state_file()
+        if existing is not None:
+            self._load_state(existing)
+            self._apply_overrides(
+                hi_fi_cost=hi_fi_cost, lo_fi_cost=lo_fi_cost, acquisition=acquisition, batch_size=batch_size,
+                eval_budget=eval_budget, explicit=False,
+            )
+            logger.info(
+                "resuming search %r from %s: %d evaluations done, %d in flight",
+                self.name, self.save_filename, len(self._history), len(self._pending),
+            )
+        else:
+            self._init_config(
+                name=name, hi_fi_cost=hi_fi_cost, lo_fi_cost=lo_fi_cost, seed=seed, acquisition=acquisition,
+                batch_size=batch_size, n_initial=n_initial, eval_budget=eval_budget, options=options,
+            )
+            self._history: list[dict[str, Any]] = []
+            self._pending: list[dict[str, Any]] = []
+            self._n_asks = 0
+            self._created = _now()
+            self._save()
+        self._setup_runtime()
+
+    # -- configuration ----------------------------------------------------------------------------------
+    def _init_config(
+        self, *, name: str, hi_fi_cost: float, lo_fi_cost: float | None, seed: int,
+        acquisition: str | Acquisition, batch_size: int, n_initial: int, eval_budget: float | None,
+        options: Mapping[str, Any],
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise SearchError("a search needs a non-empty name")
+        unknown = set(options) - set(DEFAULT_OPTIONS)
+        if unknown:
+            raise SearchError(f"unknown search option(s) {sorted(unknown)}; known: {sorted(DEFAULT_OPTIONS)}")
+        self.name = name
+        self.seed = int(seed)
+        self.n_initial = int(n_initial)
+        if self.n_initial < 1:
+            raise SearchError(f"n_initial must be >= 1, got {n_initial}")
+        self.options: dict[str, Any] = {**DEFAULT_OPTIONS, **dict(options)}
+        if self.options["initial_design"] not in ("random", "diverse"):
+            raise SearchError(f"initial_design must be 'random' or 'diverse', got {self.options['initial_design']!r}")
+        if not 0.0 <= float(self.options["lo_fi_share"]) <= 1.0:
+            raise SearchError("lo_fi_share must lie in [0, 1]")
+        self._apply_overrides(
+            hi_fi_cost=hi_fi_cost, lo_fi_cost=lo_fi_cost, acquisition=acquisition, batch_size=batch_size,
+            eval_budget=eval_budget, explicit=True,
+        )
+
+    def _apply_overrides(
+        self, *, hi_fi_cost: float | None, lo_fi_cost: float | None, acquisition: str | Acquisition | None,
+        batch_size: int | None, eval_budget: float | None, explicit: bool,
+    ) -> None:
+        """Set costs, acquisition, batch size and budget (on resume only the ones given differ from defaults)."""
+        if explicit or hi_fi_cost not in (None, 1.0):
+            hc = float(hi_fi_cost if hi_fi_cost is not None else 1.0)
+            if not (math.isfinite(hc) and hc > 0):
+                raise SearchError(f"hi_fi_cost must be a positive number, got {hi_fi_cost!r}")
+            self.hi_fi_cost = hc
+        if explicit or lo_fi_cost is not None or self.lo_fi_eval is not None:
+            if lo_fi_cost is None and self.lo_fi_eval is not None and getattr(self, "lo_fi_cost", None) is None:
+                raise SearchError("lo_fi_eval needs lo_fi_cost (the cost of one low-fidelity evaluation)")
+            if lo_fi_cost is not None:
+                lc = float(lo_fi_cost)
+                if not (math.isfinite(lc) and lc > 0):
+                    raise SearchError(f"lo_fi_cost must be a positive number, got {lo_fi_cost!r}")
+                self.lo_fi_cost: float | None = lc
+            elif explicit:
+                self.lo_fi_cost = None
+        if explicit or acquisition not in (None, "ei"):
+            acq = acquisition if acquisition is not None else "ei"
+            self._acquisition_spec = acq.name if isinstance(acq, Acquisition) else str(acq).lower()
+            self._acquisition_obj = acq if isinstance(acq, Acquisition) else None
+        if explicit or batch_size not in (None, 1):
+            bs = int(batch_size if batch_size is not None else 1)
+            if bs < 1:
+                raise SearchError(f"batch_size must be >= 1, got {batch_size}")
+            self.batch_size = bs
+        if explicit or eval_budget is not None:
+            self.budget = self._check_budget(eval_budget)
+
+    @staticmethod
+    def _check_budget(budget: float | None) -> float | None:
+        if budget is None:
+            return None
+        b = float(budget)
+        if not (math.isfinite(b) and b > 0):
+            raise SearchError(f"eval_budget must be a positive number of hi-fi evaluations, got {budget!r}")
+        return b
+
+    def _setup_runtime(self) -> None:
+        n = len(self.space)
+        if n < 1:
+            raise SearchError("the search space is empty")
+        self._features = np.asarray(self.space.features, dtype=np.float32)
+        if self._features.shape[0] != n:
+            raise SearchError(f"the space has {n} encodings but {self._features.shape[0]} feature rows")
+        self.acquisition = (
+            self._acquisition_obj
+            if self._acquisition_obj is not None
+            else make_acquisition(self._acquisition_spec, **dict(self.options.get("acquisition_options") or {}))
+        )
+        self._model: DeepEnsemble | None = None
+        self._model_key: Any = None
+        self._embedding: np.ndarray | None = None
+
+    @property
+    def lo_fi_enabled(self) -> bool:
+        """Whether this search uses a low fidelity (``lo_fi_eval`` or ``lo_fi_cost`` was given)."""
+        return self.lo_fi_cost is not None
+
+    def cost_units(self, fidelity: str) -> float:
+        """Budget units (hi-fi evaluations) one evaluation at ``fidelity`` spends."""
+        if fidelity == "hi":
+            return 1.0
+        if fidelity == "lo" and self.lo_fi_cost is not None:
+            return self.lo_fi_cost / self.hi_fi_cost
+        raise SearchError(f"fidelity {fidelity!r} is not used by this search; use 'hi'" + (
+            " or 'lo'" if self.lo_fi_enabled else " (give lo_fi_cost to use 'lo')"))
+
+    def _fidelity_cost(self, fidelity: str) -> float:
+        return self.hi_fi_cost if fidelity == "hi" else float(self.lo_fi_cost or 0.0)
+
+    # -- state -----------------------------------------------------------------------------------------------
+    def _space_fingerprint(self) -> str | None:
+        cached = getattr(self, "_fingerprint", None)
+        if cached is None:
+            fingerprint = getattr(getattr(self.space, "encodings", None), "fingerprint", None)
+            cached = fingerprint() if callable(fingerprint) else ""
+            self._fingerprint = cached
+        return cached or None
+
+    def _space_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = {"name": getattr(self.space, "name", None), "n": len(self.space)}
+        fingerprint = self._space_fingerprint()
+        if fingerprint:
+            info["fingerprint"] = fingerprint
+        return info
+
+    def to_state(self) -> dict[str, Any]:
+        """The whole search as JSON-serialisable plain data (what :meth:`from_state` restores)."""
+        return {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "name": self.name,
+            "created": self._created,
+            "updated": _now(),
+            "space": self._space_info(),
+            "search_space_filename": self.search_space_filename,
+            "seed": self.seed,
+            "acquisition": self._acquisition_spec,
+            "batch_size": self.batch_size,
+            "n_initial": self.n_initial,
+            "hi_fi_cost": self.hi_fi_cost,
+            "lo_fi_cost": self.lo_fi_cost,
+            "budget": self.budget,
+            "options": json.loads(json.dumps(self.options)),
+            "n_asks": self._n_asks,
+            "history": [dict(e) for e in self._history],
+            "pending": [dict(p) for p in self._pending],
+        }
+
+    def _load_state(self, state: Mapping[str, Any]) -> None:
+        if state.get("format") != STATE_FORMAT:
+            raise SearchError(f"not a nastune search state (format {state.get('format')!r})")
+        if int(state.get("version", -1)) != STATE_VERSION:
+            raise SearchError(
+                f"search state version {state.get('version')!r}; this nastune reads version {STATE_VERSION}"
+            )
+        space = dict(state.get("space") or {})
+        if int(space.get("n", -1)) != len(self.space):
+            raise SearchError(
+                f"the saved search ran on a space of {space.get('n')} encodings, this one has {len(self.space)};"
+                " open it with the same search space"
+            )
+        fingerprint = self._space_fingerprint()
+        if space.get("fingerprint") and fingerprint and fingerprint != space["fingerprint"]:
+            raise SearchError("the saved search belongs to another search space (encodings differ)")
+        try:
+            self.name = str(state["name"])
+            self._created = str(state.get("created") or _now())
+            self.search_space_filename = state.get("search_space_filename") or self.search_space_filename
+            self.seed = int(state["seed"])
+            self._acquisition_spec = str(state["acquisition"])
+            self._acquisition_obj = None
+            self.batch_size = int(state["batch_size"])
+            self.n_initial = int(state["n_initial"])
+            self.hi_fi_cost = float(state["hi_fi_cost"])
+            self.lo_fi_cost = None if state.get("lo_fi_cost") is None else float(state["lo_fi_cost"])
+            self.budget = self._check_budget(state.get("budget"))
+            self.options = {**DEFAULT_OPTIONS, **dict(state.get("options") or {})}
+            self._n_asks = int(state["n_asks"])
+            self._history = [dict(e) for e in state["history"]]
+            self._pending = [dict(p) for p in state["pending"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SearchError(f"malformed search state: {exc!r}") from exc
+
+    def _read_state_file(self) -> dict[str, Any] | None:
+        if self.save_filename is None or not self.save_filename.exists():
+            return None
+        try:
+            with self.save_filename.open(encoding="utf-8") as fh:
+                state: dict[str, Any] = json.load(fh)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SearchError(f"cannot read search state {self.save_filename}: {exc}") from exc
+        return state
+
+    def _save(self) -> None:
+        if self.save_filename is not None:
+            atomic_write_json(self.save_filename, self.to_state())
+
+    @classmethod
+    def from_state(
+        cls,
+        state: Mapping[str, Any],
+        search_space: SearchSpace | Any,
+        *,
+        save_filename: str | Path | None = None,
+        hi_fi_eval: Callable[[tuple], float] | None = None,
+        lo_fi_eval: Callable[[tuple], float] | None = None,
+        progress: bool = False,
+        **overrides: Any,
+    ) -> SearchInstance:
+        """Restore a search from :meth:`to_state` data.
+
+        Args:
+            state: what :meth:`to_state` returned (e.g. stored in a database).
+            search_space: the same space the search ran on (checked by size and fingerprint).
+            save_filename: where to keep writing the state (``None``: memory only).
+            hi_fi_eval, lo_fi_eval: evaluators, when this process runs evaluations itself.
+            progress: tqdm bars.
+            **overrides: ``hi_fi_cost``, ``lo_fi_cost``, ``acquisition``, ``batch_size``, ``eval_budget``,
+                ``seed`` (ignored: the stored seed is kept so the history stays reproducible).
+
+        Raises:
+            SearchError: the state is malformed, of another version or of another space.
+        """
+        unknown = set(overrides) - {"hi_fi_cost", "lo_fi_cost", "acquisition", "batch_size", "eval_budget", "seed"}
+        if unknown:
+            raise SearchError(f"from_state does not take {sorted(unknown)}")
+        self = cls.__new__(cls)
+        self.space = search_space
+        self.search_space_filename = None
+        self.save_filename = Path(save_filename) if save_filename is not None else None
+        self.hi_fi_eval = hi_fi_eval
+        self.lo_fi_eval = lo_fi_eval
+        self.progress = bool(progress)
+        self._load_state(state)
+        if "seed" in overrides and int(overrides["seed"]) != self.seed:
+            logger.warning("from_state: keeping the stored seed %d (given %s)", self.seed, overrides["seed"])
+        if overrides.get("lo_fi_cost") is None and self.lo_fi_cost is not None and "lo_fi_cost" in overrides:
+            overrides = {k: v for k, v in overrides.items() if k != "lo_fi_cost"}
+        self._apply_overrides(
+            hi_fi_cost=overrides.get("hi_fi_cost"),
+            lo_fi_cost=overrides.get("lo_fi_cost"),
+            acquisition=overrides.get("acquisition"),
+            batch_size=overrides.get("batch_size"),
+            eval_budget=overrides.get("eval_budget"),
+            explicit=False,
+        )
+        self._setup_runtime()
+        self._save()
+        return self
+
+    # -- read-only views -------------------------------------------------------------------------------------
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """Every finished evaluation in order: ``index``, ``encoding``, ``fidelity``, ``value`` (``None`` if
+        failed), ``error``, ``cost`` (user units), ``budget_units``, ``duration_s``, ``finished_at``, ``ask``
+        (the ask number that proposed it), ``predicted_mean``, ``predicted_std``, ``reason``."""
+        return [dict(e) for e in self._history]
+
+    @property
+    def pending(self) -> list[dict[str, Any]]:
+        """Evaluations proposed by :meth:`ask` and not yet told: ``index``, ``encoding``, ``fidelity``, ..."""
+        return [dict(p) for p in self._pending]
+
+    @property
+    def spent(self) -> float:
+        """Budget units (hi-fi evaluations) spent by finished evaluations, failed ones included."""
+        return float(sum(float(e["budget_units"]) for e in self._history))
+
+    @property
+    def pending_cost(self) -> float:
+        """Budget units of the evaluations in flight."""
+        return float(sum(self.cost_units(p["fidelity"]) for p in self._pending))
+
+    @property
+    def remaining(self) -> float:
+        """Budget units left for new proposals (``inf`` without a budget)."""
+        if self.budget is None:
+            return math.inf
+        return self.budget - self.spent - self.pending_cost
+
+    @property
+    def best(self) -> tuple[tuple, float] | None:
+        """``(encoding, value)`` of the best successful high-fidelity evaluation, ``None`` before one."""
+        best: dict[str, Any] | None = None
+        for e in self._history:
+            if e["fidelity"] == "hi" and e["value"] is not None and (best is None or e["value"] > best["value"]):
+                best = e
+        if best is None:
+            return None
+        return tuple(best["encoding"]), float(best["value"])
+
+    @property
+    def best_index(self) -> int | None:
+        """Space index of :attr:`best`, ``None`` before the first high-fidelity result."""
+        best: dict[str, Any] | None = None
+        for e in self._history:
+            if e["fidelity"] == "hi" and e["value"] is not None and (best is None or e["value"] > best["value"]):
+                best = e
+        return None if best is None else int(best["index"])
+
+    def best_curve(self) -> dict[str, list[Any]]:
+        """The best value found so far, after every evaluation, as plain lists (one entry per evaluation).
+
+        Returns:
+            ``{"evaluation": [1, 2, ...], "index": [...], "fidelity": [...], "value": [...],
+            "budget_units": [cumulative hi-fi-evaluation units], "cost": [cumulative user cost],
+            "best_hi": [best hi-fi value so far or None], "best_lo": [likewise for lo-fi]}``
+        """
+        curve: dict[str, list[Any]] = {
+            k: [] for k in ("evaluation", "index", "fidelity", "value", "budget_units", "cost", "best_hi", "best_lo")
+        }
+        units = cost = 0.0
+        best: dict[str, float | None] = {"hi": None, "lo": None}
+        for k, e in enumerate(self._history, start=1):
+            units += float(e["budget_units"])
+            cost += float(e["cost"])
+            v = e["value"]
+            f = e["fidelity"]
+            old = best.get(f)
+            if v is not None and f in best and (old is None or v > old):
+                best[f] = float(v)
+            curve["evaluation"].append(k)
+            curve["index"].append(int(e["index"]))
+            curve["fidelity"].append(f)
+            curve["value"].append(v)
+            curve["budget_units"].append(units)
+            curve["cost"].append(cost)
+            curve["best_hi"].append(best["hi"])
+            curve["best_lo"].append(best["lo"])
+        return curve
+
+    # -- evaluated / pending bookkeeping -----------------------------------------------------------------------
+    def _done_mask(self, fidelity: str) -> np.ndarray:
+        """``(n,)`` bool: finished (successful or failed) at ``fidelity``."""
+        mask = np.zeros(len(self.space), dtype=bool)
+        idx = [int(e["index"]) for e in self._history if e["fidelity"] == fidelity]
+        if idx:
+            mask[idx] = True
+        return mask
+
+    def _pending_mask(self) -> np.ndarray:
+        mask = np.zeros(len(self.space), dtype=bool)
+        idx = [int(p["index"]) for p in self._pending]
+        if idx:
+            mask[idx] = True
+        return mask
+
+    def _observations(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Successful results sorted by (index, fidelity), so fitting does not depend on finishing order."""
+        rows = sorted(
+            ((int(e["index"]), e["fidelity"], float(e["value"])) for e in self._history if e["value"] is not None),
+            key=lambda r: (r[0], r[1]),
+        )
+        idx = np.array([r[0] for r in rows], dtype=np.int64)
+        y = np.array([r[2] for r in rows], dtype=np.float64)
+        return idx, y, [r[1] for r in rows]
+
+    # -- the surrogate -----------------------------------------------------------------------------------------
+    def _fresh_model(self) -> DeepEnsemble:
+        from nastune.surrogate import DeepEnsemble
+
+        base = getattr(self.space, "surrogate", None)
+        fidelities = list(FIDELITIES)
+        hyper = dict(self.options.get("surrogate_options") or {})
+        if self.options.get("pretrained", True) and base is not None:
+            model = base.copy()
+            if list(model.fidelities) != fidelities and not set(fidelities) <= set(model.fidelities):
+                raise SearchError(f"the space's surrogate has fidelities {model.fidelities}; expected hi and lo")
+            model.hyper.update(hyper)
+            return model
+        if self.options.get("pretrained", True) and base is None:
+            logger.warning("search %r: the space has no pretrained surrogate; starting from an unpretrained one",
+                           getattr(self, "name", "?"))
+        return DeepEnsemble(
+            self._features.shape[1], [], fidelities, n_members=int(self.options["n_members"]), seed=self.seed,
+            **hyper,
+        )
+
+    def _fit(self, rng: np.random.Generator, extra: Sequence[tuple[int, str, float]] = ()) -> DeepEnsemble | None:
+        """Fine-tune on all observations plus ``extra`` believed ones; ``None`` without observations."""
+        idx, y, fids = self._observations()
+        if extra:
+            idx = np.concatenate([idx, np.array([e[0] for e in extra], dtype=np.int64)])
+            y = np.concatenate([y, np.array([e[2] for e in extra])])
+            fids = fids + [e[1] for e in extra]
+        if len(idx) == 0:
+            return None
+        if self._model is None:
+            self._model = self._fresh_model()
+        self._model.fit(self._features[idx], y, fids, seed=int(rng.integers(2**31)))
+        return self._model
+
+    def _target_fidelity(self) -> str:
+        has_hi = any(e["fidelity"] == "hi" and e["value"] is not None for e in self._history)
+        return "hi" if has_hi or not self.lo_fi_enabled else "lo"
+
+    # -- ask / tell ----------------------------------------------------------------------------------------------
+    def ask(self, n: int = 1) -> list[Proposal]:
+        """Propose up to ``n`` evaluations and record them as pending.
+
+        Never proposes a (candidate, fidelity) already evaluated or in flight, nor one that would
+        overspend the budget (evaluations in flight included). Returns fewer (possibly none) when the
+        budget or the space is exhausted.
+
+        Args:
+            n: how many evaluations may start now.
+
+        Returns:
+            The proposals, in order.
+        """
+        n = int(n)
+        if n < 1:
+            return []
+        rng = np.random.default_rng([self.seed, self._n_asks])
+        ask_number = self._n_asks
+        self._n_asks += 1
+        proposals = self._propose(n, rng, ask_number)
+        for p in proposals:
+            self._pending.append(
+                {
+                    "index": p.index,
+                    "encoding": list(p.encoding),
+                    "fidelity": p.fidelity,
+                    "ask": ask_number,
+                    "asked_at": _now(),
+                    "predicted_mean": p.predicted_mean,
+                    "predicted_std": p.predicted_std,
+                    "reason": p.reason,
+                }
+            )
+        self._save()
+        return proposals
+
+    def _affordable(self, fidelity: str, planned: float) -> bool:
+        return self.remaining - planned - self.cost_units(fidelity) >= -1e-9
+
+    def _lo_share_left(self, planned_lo: float) -> bool:
+        if self.budget is None:
+            return True
+        lo_spent = sum(float(e["budget_units"]) for e in self._history if e["fidelity"] == "lo")
+        lo_pending = sum(self.cost_units("lo") for p in self._pending if p["fidelity"] == "lo")
+        cap = float(self.options["lo_fi_share"]) * self.budget
+        return lo_spent + lo_pending + planned_lo + self.cost_units("lo") <= cap + 1e-9
+
+    def _encoding(self, index: int) -> tuple:
+        return tuple(_json_scalar(v) for v in self.space.encodings[int(index)])
+
+    def _propose(self, n: int, rng: np.random.Generator, ask_number: int) -> list[Proposal]:
+        N = len(self.space)
+        hi_done = self._done_mask("hi")
+        lo_done = self._done_mask("lo") if self.lo_fi_enabled else np.zeros(N, dtype=bool)
+        failed = np.zeros(N, dtype=bool)
+        failed_idx = [int(e["index"]) for e in self._history if e["value"] is None]
+        if failed_idx:
+            failed[failed_idx] = True  # a candidate that failed once is not proposed again
+        available = ~(hi_done | self._pending_mask() | failed)
+        proposals: list[Proposal] = []
+        spend = {"all": 0.0, "lo": 0.0}
+
+        def fidelity_for(index: int) -> str | None:
+            # screen, then promote (see the module docstring)
+            if self.lo_fi_enabled and not lo_done[index] and self._lo_share_left(spend["lo"]) \
+                    and self._affordable("lo", spend["all"]):
+                return "lo"
+            if self._affordable("hi", spend["all"]):
+                return "hi"
+            return None
+
+        def add(index: int, reason: str, mean: float | None = None, std: float | None = None,
+                target: str | None = None) -> bool:
+            fid = fidelity_for(index)
+            if fid is None:
+                return False
+            if target is not None and fid != target:
+                mean = std = None  # predicted at the other fidelity; filled below when the model knows it
+            proposals.append(Proposal(index, self._encoding(index), fid, _finite_or_none(mean),
+                                      _finite_or_none(std), reason=reason))
+            available[index] = False
+            spend["all"] += self.cost_units(fid)
+            if fid == "lo":
+                spend["lo"] += self.cost_units(fid)
+            return True
+
+        # 1. initial design
+        started = {int(e["index"]) for e in self._history} | {int(p["index"]) for p in self._pending}
+        n_init_left = max(0, self.n_initial - len(started))
+        if n_init_left > 0:
+            for index in self._initial_picks(min(n, n_init_left), available & ~lo_done, rng):
+                if not add(index, "initial"):
+                    return proposals
+            if len(proposals) >= n:
+                return proposals
+
+        # 2. BO on the fine-tuned surrogate
+        if not available.any():
+            return proposals
+        model = self._fit(rng)
+        if model is None:  # nothing observed yet (all in flight or failed): keep filling the initial design
+            for index in self._initial_picks(n - len(proposals), available & ~lo_done, rng):
+                if not add(index, "initial"):
+                    break
+            return proposals
+        target = self._target_fidelity()
+        X = self._features
+        obs_idx, obs_y, obs_f = self._observations()
+        in_flight = [(int(p["index"]), str(p["fidelity"])) for p in self._pending]
+        in_flight += [(p.index, p.fidelity) for p in proposals]
+        believed = self._believe(model, in_flight)
+
+        def refit(extra: list[tuple[int, str, float]]) -> None:
+            model.fit(
+                X[np.concatenate([obs_idx, np.array([e[0] for e in extra], dtype=np.int64)])],
+                np.concatenate([obs_y, np.array([e[2] for e in extra], dtype=np.float64)]),
+                obs_f + [e[1] for e in extra],
+                seed=int(rng.integers(2**31)), steps=int(self.options["believer_steps"]), warm_start=True,
+            )
+
+        if believed:
+            refit(believed)
+        samples = model.predict_members(X, target, standardised=True)
+        best = self._best_standardised(model, target)
+        acquisition = self.acquisition
+        reason = "acquisition"
+        if self._stalled():
+            acquisition, reason = ThompsonSampling(), "explore"
+
+        def believer(picked: list[int]) -> np.ndarray:
+            refit(believed + self._believe(model, [(i, target) for i in picked]))
+            return model.predict_members(X, target, standardised=True)
+
+        picks = select_batch(acquisition, samples, best, n - len(proposals), available, rng, refit=believer)
+        if not picks:
+            return proposals
+        mean, std = model.predict(X[picks], target)
+        first = len(proposals)
+        for k, index in enumerate(picks):
+            if not add(index, reason, float(mean[k]), float(std[k]), target):
+                break
+        for k in range(first, len(proposals)):
+            p = proposals[k]
+            if p.predicted_mean is None and p.fidelity in model.objective_transforms:
+                mu, sd = model.predict(X[[p.index]], p.fidelity)
+                proposals[k] = Proposal(p.index, p.encoding, p.fidelity, _finite_or_none(mu[0]),
+                                        _finite_or_none(sd[0]), reason=p.reason)
+        return proposals
+
+    def _believe(self, model: DeepEnsemble, items: Sequence[tuple[int, str]]) -> list[tuple[int, str, float]]:
+        """Kriging believer: each (index, fidelity) with the model's current mean as its value."""
+        out: list[tuple[int, str, float]] = []
+        for index, fid in items:
+            f = fid if fid in model.objective_transforms else self._target_fidelity()
+            if f not in model.objective_transforms:
+                continue
+            mean, _ = model.predict(self._features[[index]], f)
+            out.append((int(index), f, float(mean[0])))
+        return out
+
+    def _best_standardised(self, model: DeepEnsemble, fidelity: str) -> float:
+        values = [float(e["value"]) for e in self._history if e["fidelity"] == fidelity and e["value"] is not None]
+        tr = model.objective_transforms.get(fidelity)
+        if not values or tr is None:
+            return -math.inf
+        return (max(values) - tr["mean"]) / tr["std"]
+
+    def _stalled(self) -> bool:
+        patience = int(self.options.get("stall_patience") or 0)
+        if patience <= 0:
+            return False
+        his = [e for e in self._history if e["fidelity"] == "hi" and e["value"] is not None]
+        if len(his) <= patience:
+            return False
+        best_before = max(float(e["value"]) for e in his[:-patience])
+        return all(float(e["value"]) <= best_before for e in his[-patience:])
+
+    def _initial_picks(self, k: int, candidates: np.ndarray, rng: np.random.Generator) -> list[int]:
+        pool = np.flatnonzero(candidates)
+        if k <= 0 or len(pool) == 0:
+            return []
+        k = min(k, len(pool))
+        if self.options["initial_design"] == "random" or getattr(self.space, "surrogate", None) is None:
+            return [int(i) for i in rng.choice(pool, size=k, replace=False)]
+        return self._diverse_picks(k, pool, rng)
+
+    def _diverse_picks(self, k: int, pool: np.ndarray, rng: np.random.Generator) -> list[int]:
+        """Farthest-point sampling in the pretrained representation, continuing from what was chosen."""
+        if self._embedding is None:
+            base = self.space.surrogate
+            if base is None:
+                raise SearchError("the diverse initial design needs a pretrained surrogate")
+            emb = base.embed(self._features, pretrained=True)  # (M, n, h)
+            self._embedding = emb.mean(0).astype(np.float32)
+        emb = self._embedding
+        chosen = [int(e["index"]) for e in self._history] + [int(p["index"]) for p in self._pending]
+        if len(pool) > 20000:  # a random sub-pool keeps this O(k * 20000) on huge spaces
+            pool = np.sort(rng.choice(pool, size=20000, replace=False))
+        sub = emb[pool]
+        if chosen:
+            dist = np.min(((sub[:, None, :] - emb[chosen][None, :, :]) ** 2).sum(-1), axis=1)
+        else:
+            dist = np.full(len(pool), np.inf)
+            first = int(rng.integers(len(pool)))
+            dist = ((sub - sub[first]) ** 2).sum(-1)
+            picks = [int(pool[first])]
+            k -= 1
+            if k == 0:
+                return picks
+        picks = [] if chosen else picks
+        for _ in range(k):
+            j = int(np.argmax(dist))
+            picks.append(int(pool[j]))
+            dist = np.minimum(dist, ((sub - sub[j]) ** 2).sum(-1))
+            dist[j] = -1.0
+        return picks
+
+    def tell(
+        self,
+        index: int,
+        fidelity: str,
+        value: float | None,
+        *,
+        error: str | None = None,
+        cost: float | None = None,
+        duration_s: float | None = None,
+    ) -> None:
+        """Record the result of one evaluation (in any order; also for ones not proposed by :meth:`ask`).
+
+        Args:
+            index: candidate index in the space.
+            fidelity: ``"hi"`` or ``"lo"``.
+            value: the objective (maximised); ``None`` (or non-finite) when the evaluation failed.
+            error: why it failed (marks it failed even with a value).
+            cost: cost actually spent, in the units of ``hi_fi_cost`` (default: the fidelity's cost).
+            duration_s: wall time, for the record.
+
+        Telling the same successful result twice is ignored (idempotent for retried messages); telling
+        a different value for an already successful (candidate, fidelity) raises.
+
+        Raises:
+            SearchError: unknown index or fidelity, or a conflicting second result.
+        """
+        index = int(index)
+        if not 0 <= index < len(self.space):
+            raise SearchError(f"index {index} is outside the search space (0..{len(self.space) - 1})")
+        units = self.cost_units(fidelity)
+        failed = error is not None or value is None or not math.isfinite(float(value))
+        val = None if failed else float(value)  # type: ignore[arg-type]
+        if val is not None:
+            for e in self._history:
+                if e["index"] == index and e["fidelity"] == fidelity and e["value"] is not None:
+                    if e["value"] == val:
+                        logger.info("search %r: result %d/%s told twice; ignored", self.name, index, fidelity)
+                        return
+                    raise SearchError(
+                        f"candidate {index} already has a {fidelity}-fidelity result {e['value']}; got {val}"
+                    )
+        pend = next((p for p in self._pending if p["index"] == index and p["fidelity"] == fidelity), None)
+        if pend is not None:
+            self._pending.remove(pend)
+        if failed and error is None:
+            error = "the evaluator returned no finite value" if value is not None else "evaluation failed"
+        spent_cost = self._fidelity_cost(fidelity) if cost is None else float(cost)
+        record = {
+            "index": index,
+            "encoding": list(self._encoding(index)),
+            "fidelity": fidelity,
+            "value": val,
+            "error": None if not failed else str(error),
+            "cost": spent_cost,
+            "budget_units": spent_cost / self.hi_fi_cost if cost is not None else units,
+            "duration_s": _finite_or_none(duration_s),
+            "finished_at": _now(),
+            "ask": None if pend is None else pend.get("ask"),
+            "predicted_mean": None if pend is None else pend.get("predicted_mean"),
+            "predicted_std": None if pend is None else pend.get("predicted_std"),
+            "reason": "told" if pend is None else pend.get("reason"),
+        }
+        self._history.append(record)
+        self._model_key = None
+        self._save()
+        if failed:
+            logger.warning("search %r: evaluation %d (%s fidelity) failed: %s", self.name, index, fidelity, error)
+        else:
+            b = self.best
+            logger.info(
+                "search %r: evaluation %d: candidate %d (%s fidelity) = %.6g; best hi-fi %s; spent %.3g%s",
+                self.name, len(self._history), index, fidelity, val, "none" if b is None else f"{b[1]:.6g}",
+                self.spent, "" if self.budget is None else f" of {self.budget:g}",
+            )
+
+    def cancel(self, index: int, fidelity: str) -> bool:
+        """Forget a pending evaluation that will never report (returns whether one was pending)."""
+        pend = next((p for p in self._pending if p["index"] == int(index) and p["fidelity"] == fidelity), None)
+        if pend is None:
+            return False
+        self._pending.remove(pend)
+        self._save()
+        return True
+
+    # -- synchronous driver ----------------------------------------------------------------------------------------
+    def _evaluate(self, proposal_index: int, fidelity: str) -> tuple[float | None, str | None, float, float | None]:
+        evaluator = self.hi_fi_eval if fidelity == "hi" else self.lo_fi_eval
+        if evaluator is None:
+            raise SearchError(
+                f"no {fidelity}-fidelity evaluator: pass {'hi' if fidelity == 'hi' else 'lo'}_fi_eval to run the search"
+            )
+        encoding = self._encoding(proposal_index)
+        start = time.perf_counter()
+        try:
+            value = float(evaluator(encoding))
+            error = None if math.isfinite(value) else f"the evaluator returned {value}"
+        except Exception as exc:  # any evaluator error is a failed evaluation, the search goes on
+            value, error = math.nan, f"{type(exc).__name__}: {exc}"
+        duration = time.perf_counter() - start
+        cost_of = getattr(evaluator, "cost_of", None)
+        cost = None
+        if callable(cost_of):
+            try:
+                cost = float(cost_of(encoding))
+            except Exception:  # a broken cost hook must not stop the search
+                logger.exception("cost_of failed; counting the fidelity's cost")
+                cost = None
+        return (None if error else value), error, duration, cost
+
+    def run_search(self, eval_budget: float | None = None, *, n_workers: int = 1) -> tuple[tuple, float] | None:
+        """Run (or resume) the search until the budget or the space is exhausted.
+
+        Evaluations left pending by a killed run are evaluated first. With ``n_workers > 1`` the batch
+        of each step (``max(batch_size, n_workers)`` proposals) is evaluated in threads and told as
+        results arrive; the next step starts when the whole batch is in.
+
+        Args:
+            eval_budget: total budget in high-fidelity evaluations (``None``: keep the stored one).
+            n_workers: parallel evaluations.
+
+        Returns:
+            :attr:`best`.
+
+        Raises:
+            SearchError: no budget, or no evaluator for a fidelity the search needs.
+        """
+        if eval_budget is not None:
+            self.budget = self._check_budget(eval_budget)
+            self._save()
+        if self.budget is None:
+            raise SearchError("run_search needs eval_budget (in hi-fi evaluations)")
+        if self.hi_fi_eval is None:
+            raise SearchError("run_search needs hi_fi_eval")
+        if self.lo_fi_enabled and self.lo_fi_eval is None:
+            raise SearchError("this search has a low fidelity (lo_fi_cost); pass lo_fi_eval too")
+        workers = max(1, int(n_workers))
+        bar = tqdm(total=float(self.budget), initial=self.spent, desc=f"search {self.name}",
+                   disable=not self.progress, unit="eval")
+        try:
+            # evaluations in flight when the last process died: run them first, in their order
+            orphans = [(int(p["index"]), str(p["fidelity"])) for p in self._pending]
+            self._run_batch(orphans, workers, bar)
+            while True:
+                proposals = self.ask(max(self.batch_size, workers) if workers > 1 else self.batch_size)
+                if not proposals:
+                    break
+                self._run_batch([(p.index, p.fidelity) for p in proposals], workers, bar)
+        finally:
+            bar.close()
+        return self.best
+
+    def _run_batch(self, items: list[tuple[int, str]], workers: int, bar: Any) -> None:
+        if not items:
+            return
+        if workers == 1 or len(items) == 1:
+            for index, fid in items:
+                value, error, duration, cost = self._evaluate(index, fid)
+                self.tell(index, fid, value, error=error, cost=cost, duration_s=duration)
+                bar.update(self._history[-1]["budget_units"])
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(self._evaluate, index, fid): (index, fid) for index, fid in items}
+            from concurrent.futures import as_completed
+
+            for fut in as_completed(futures):
+                index, fid = futures[fut]
+                value, error, duration, cost = fut.result()
+                self.tell(index, fid, value, error=error, cost=cost, duration_s=duration)
+                bar.update(self._history[-1]["budget_units"])
+
+    # -- what the surrogate believes ---------------------------------------------------------------------------
+    def predict(self, encodings_or_indices: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The fine-tuned surrogate's belief about some candidates.
+
+        Args:
+            encodings_or_indices: ``(m,)`` int indices or a list of encodings.
+
+        Returns:
+            ``{"hi": (mean, std), "lo": (mean, std) (when lo-fi results exist), metric: (mean, std), ...}``,
+            each ``(m,)``, in original units. Before any result only the pretraining metrics are there.
+        """
+        idx = self._as_indices(encodings_or_indices)
+        obs_key = (len(self._history), self._n_asks)
+        if self._model_key != obs_key:
+            model = self._fit(np.random.default_rng([self.seed, self._n_asks, 1]))
+            self._model_key = obs_key if model is not None else None
+        model = self._model if self._model_key is not None else None
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        X = self._features[idx]
+        if model is not None:
+            for f in FIDELITIES:
+                if f in model.objective_transforms:
+                    out[f] = model.predict(X, f)
+        base = getattr(self.space, "surrogate", None)
+        if base is not None and base.metric_names:
+            out.update(base.predict_metrics(X))
+        return out
+
+    def _as_indices(self, encodings_or_indices: Any) -> np.ndarray:
+        as_indices = getattr(self.space, "_as_indices", None)
+        if callable(as_indices):
+            return np.asarray(as_indices(encodings_or_indices), dtype=np.int64)
+        arr = np.asarray(encodings_or_indices)
+        if arr.ndim == 1 and arr.dtype.kind in "iu":
+            return arr.astype(np.int64)
+        return np.array([self.space.index_of(tuple(e)) for e in encodings_or_indices], dtype=np.int64)
+
+    def __repr__(self) -> str:
+        b = self.best
+        return (
+            f"SearchInstance(name={self.name!r}, evaluations={len(self._history)}, pending={len(self._pending)},"
+            f" spent={self.spent:.3g}, budget={self.budget}, best={None if b is None else b[1]})"
+        )
+
+
+def proposal_dict(p: Proposal) -> dict[str, Any]:
+    """A :class:`Proposal` as plain data."""
+    return asdict(p)
