@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,11 +20,6 @@ class Proposal:
     predicted_std: float | None
 
 
-def _state_file() -> Path:
-    # The engine insists on a save file; the web app keeps the state in the database instead.
-    return Path(tempfile.mkdtemp(prefix="nasweb-engine-")) / "state.json"
-
-
 def engine_for(search: SearchInstance) -> Any:
     """The engine's search, restored from ``search.engine_state`` (or new on the first step)."""
     from nastune import SearchInstance as EngineSearch
@@ -35,19 +28,20 @@ def engine_for(search: SearchInstance) -> Any:
     options = {
         "hi_fi_cost": search.hi_fi_cost,
         "lo_fi_cost": search.lo_fi_cost,
-        "seed": search.seed,
         "acquisition": search.acquisition,
         "batch_size": search.parallelism,
-        "progress": False,
+        "eval_budget": search.budget,
     }
+    # The web app keeps the engine's state in the database (save_filename=None: memory only).
     if search.engine_state:
-        return EngineSearch.from_state(search.engine_state, space, save_filename=_state_file(), **options)
-    return EngineSearch(search.name, _state_file(), search_space=space, eval_budget=search.budget, **options)
+        return EngineSearch.from_state(search.engine_state, space, save_filename=None, progress=False, **options)
+    return EngineSearch(search.name, None, search_space=space, seed=search.seed, progress=False, **options)
 
 
-def tell(engine: Any, *, index: int, fidelity: str, value: float | None, error: str | None, cost: float | None,
-         duration_s: float | None) -> None:
-    engine.tell(index, fidelity, value, error=error, cost=cost, duration_s=duration_s)
+def tell(engine: Any, *, index: int, fidelity: str, value: float | None, error: str | None, cost_units: float,
+         hi_fi_cost: float, duration_s: float | None) -> None:
+    """``cost_units`` is in hi-fi evaluations (the web's unit); the engine takes the raw cost."""
+    engine.tell(index, fidelity, value, error=error, cost=cost_units * hi_fi_cost, duration_s=duration_s)
 
 
 def ask(engine: Any, n: int) -> list[Proposal]:

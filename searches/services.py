@@ -246,7 +246,7 @@ def search_step(*, search_id: int) -> None:
                     driver, index=evaluation.encoding_index, fidelity=evaluation.fidelity,
                     value=evaluation.value if evaluation.state == Evaluation.State.DONE else None,
                     error=evaluation.error or None if evaluation.state == Evaluation.State.FAILED else None,
-                    cost=evaluation.cost, duration_s=evaluation.duration_s,
+                    cost_units=evaluation.cost, hi_fi_cost=search.hi_fi_cost, duration_s=evaluation.duration_s,
                 )
             proposals = engine.ask(driver, wanted) if wanted > 0 else []
             state = engine.state_of(driver)
