@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,19 @@ from tests.api.tiny import MODULE, TINY_ENCODINGS, tiny_params, tiny_value
 def fast_password_hashing(settings: Any) -> None:
     """The users fixture hashes three passwords per test; a fast hasher keeps the suite lean."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session")
+def pretrained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real bundle of the tiny space written by nastune, with its module and a pretrained surrogate
+    (built once per session: pretraining takes a few seconds)."""
+    from nastune import create_search_space
+
+    space = create_search_space("tiny bundle", tmp_path_factory.mktemp("bundle") / "tiny.nastune", TINY_ENCODINGS)
+    space.module_source = MODULE
+    params = np.array([tiny_params(i) for i in range(len(TINY_ENCODINGS))])
+    space.preprocess(pretraining_data={"params": params, "flops": params * 64}, seed=0, progress=False, n_members=2)
+    return Path(space.save_filename)
 
 
 @pytest.fixture

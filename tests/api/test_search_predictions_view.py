@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from searches.models import SearchSpace
 from tests.api.expect import assert_error
@@ -31,3 +32,30 @@ def test_without_a_pretrained_surrogate_there_are_no_predictions(api, make_searc
     search = make_search()
     SearchSpace.objects.filter(id=search.space_id).update(bundle_file="")
     assert_error(api("owner").get(f"/api/searches/{search.id}/predictions/"), 409, None, "surrogate")
+
+
+@pytest.mark.slow
+def test_a_running_search_predicts_the_objective_with_its_fine_tuned_surrogate(api, pretrained_bundle) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from searches import services
+    from searches.models import Evaluation
+    from tests.api.tiny import tiny_value
+
+    client = api("owner")
+    space = client.post("/api/spaces/", {"bundle": SimpleUploadedFile("b.nastune", pretrained_bundle.read_bytes())},
+                        format="multipart").json()
+    table = "index,hi\n" + "".join(f"{i},{tiny_value(i)}\n" for i in range(24))
+    search = client.post("/api/searches/", {
+        "space": space["id"], "name": "lookup", "evaluator_kind": "tabular", "budget": 6, "parallelism": 3,
+        "evaluator_table": SimpleUploadedFile("t.csv", table.encode())}, format="multipart").json()
+    services.search_step(search_id=search["id"])  # what the search worker does; its messages are never sent here
+    proposed = Evaluation.objects.filter(search_id=search["id"])
+    assert proposed.count() == 3
+    for seq, evaluation in enumerate(proposed, start=1):
+        Evaluation.objects.filter(id=evaluation.id).update(state="done", value=tiny_value(evaluation.encoding_index),
+                                                           cost=1.0, seq=seq)
+    services.search_step(search_id=search["id"])  # tells the three results
+    body = client.get(f"/api/searches/{search['id']}/predictions/?page_size=24").json()
+    assert len(body["results"]) == 24
+    assert {"hi", "params"} <= set(body["results"][0]["predictions"])

@@ -159,6 +159,30 @@ def test_a_module_over_the_length_limit_is_refused(api, settings) -> None:
     refused(upload(api("owner"), module=module_file(MODULE + "#" * 200)), "module", "limit")
 
 
+def test_a_bundle_is_imported_as_a_ready_space_without_running_its_code(api, pretrained_bundle: Path) -> None:
+    bundle = SimpleUploadedFile("b.nastune", pretrained_bundle.read_bytes())
+    response = api("owner").post("/api/spaces/", {"bundle": bundle}, format="multipart")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["state"], body["source"], body["name"]) == ("ready", "bundle", "tiny bundle")
+    assert body["n_encodings"] == 24 and body["metrics"] == ["flops", "params"] and body["has_bundle"]
+    assert api("owner").get(f"/api/spaces/{body['id']}/module/").json()["source"] == MODULE
+
+
+def test_a_downloaded_bundle_imports_again_as_the_same_space(api, pretrained_bundle: Path) -> None:
+    client = api("owner")
+    first = client.post("/api/spaces/", {"bundle": SimpleUploadedFile("b.nastune", pretrained_bundle.read_bytes()),
+                                         "name": "original"}, format="multipart").json()
+    download = client.get(f"/api/spaces/{first['id']}/bundle/")
+    data = b"".join(download.streaming_content)
+    again = client.post("/api/spaces/", {"bundle": SimpleUploadedFile("original.nastune", data), "name": "copy"},
+                        format="multipart")
+    assert again.status_code == 201, again.content
+    encodings = [client.get(f"/api/spaces/{space_id}/encodings/?page_size=50").json()["results"]
+                 for space_id in (first["id"], again.json()["id"])]
+    assert encodings[0] == encodings[1] and len(encodings[0]) == 24
+
+
 def test_a_bundle_with_a_tampered_member_is_refused_by_its_checksum(api, tmp_path: Path) -> None:
     bundle = bundle_of_tiny_space(tmp_path)
     tampered = tmp_path / "tampered.nastune"

@@ -46,3 +46,16 @@ def test_a_space_that_is_not_pretrained_yet_has_no_predictions(api, make_space) 
 def test_a_bundle_that_cannot_be_read_is_reported_not_crashed_on(api, make_space) -> None:
     space = make_space()  # its bundle file holds a few bytes that are not a zip
     assert_error(api("owner").get(f"/api/spaces/{space.id}/predictions/"), 409, None, "not a nastune bundle")
+
+
+def test_an_imported_space_predicts_with_its_real_surrogate(api, pretrained_bundle) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client = api("owner")
+    space = client.post("/api/spaces/", {"bundle": SimpleUploadedFile("b.nastune", pretrained_bundle.read_bytes())},
+                        format="multipart").json()
+    body = client.get(f"/api/spaces/{space['id']}/predictions/?page_size=24").json()
+    assert [row["index"] for row in body["results"]] == list(range(24))
+    for row in body["results"]:
+        assert set(row["metrics"]) == {"params", "flops"}
+        assert row["metrics"]["params"]["mean"] is not None and row["metrics"]["params"]["std"] >= 0
