@@ -121,11 +121,13 @@ def space_new(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Search space “{space.name}” created.")
                 return redirect("space-detail", space_id=space.id)
+    # A form with errors comes back with 200, as Django's own form views do (a 400 page would be a
+    # console error in the browser for what is an ordinary, explained mistake).
     active = bound or request.GET.get("tab") or "upload"
     return render(request, "frontend/space_new.html", {
         "forms": space_forms, "active": active if active in SPACE_FORMS else "upload",
         "examples": list(examples.EXAMPLES.values()),
-    }, status=400 if bound else 200)
+    })
 
 
 def _pipeline_steps(space: SearchSpace) -> list[dict[str, str]]:
@@ -223,7 +225,7 @@ def search_new(request: HttpRequest) -> HttpResponse:
             not_ready = None
     return render(request, "frontend/search_new.html", {
         "form": form, "ready_spaces": ready, "not_ready": not_ready,
-    }, status=400 if request.method == "POST" else 200)
+    })
 
 
 def _create_search(request: HttpRequest, form: forms.SearchForm, space: SearchSpace | None) -> SearchInstance:

@@ -214,5 +214,8 @@
     const sparklines = NASWeb.readJSON("sparklines");
     if (sparklines && window.Plotly) initSparklines(sparklines);
     initConfirmations();
+    // After a refused form, start where the problem is (the field and its error are next to each other).
+    const invalid = document.querySelector("form [aria-invalid=true]");
+    if (invalid) invalid.focus();
   });
 })();

@@ -21,6 +21,7 @@
   let lastSeq = initial.cursor || 0;
   let cursor = lastSeq;
   let xMode = "evaluations";
+  let revision = 0;
   const chart = document.getElementById("curve-chart");
   const status = document.getElementById("curve-status");
 
@@ -55,7 +56,9 @@
           x: x(series.lo), y: series.lo.value },
       );
     }
+    revision += 1;
     N.plot(chart, traces, {
+      datarevision: revision, // the arrays grow in place; this tells Plotly.react to redraw them
       xaxis: { title: { text: xMode === "spent" ? "budget spent (high-fidelity evaluations)" : "evaluations finished" },
         rangemode: "tozero" },
       yaxis: { title: { text: "value (higher is better)" } },
@@ -109,6 +112,7 @@
   /* ---- evaluations table (server-rendered fragment) ----------------------------------------- */
   let tableQuery = (document.getElementById("evaluations-table") || {}).dataset?.query || "";
   let tableLoading = false;
+  let tableStale = false;
   let lastTableRefresh = 0;
 
   async function loadTable(query, remember) {
@@ -127,13 +131,20 @@
     }
   }
 
-  /* Reload the table in place unless a row is open (it would close) or it was reloaded just now. */
+  /* Reload the table in place, unless a row is open (it would close under the reader's eyes):
+   * then say that newer rows are waiting, and reload when the row is closed or on request. */
   function refreshTableSoon() {
     const open = document.querySelector("#evaluations-table button[aria-expanded=true]");
+    staleNotice.hidden = !open;
     if (open || tableLoading || Date.now() - lastTableRefresh < 2000) return false;
     loadTable(tableQuery, false).catch(() => {});
     return true;
   }
+  const staleNotice = N.el("p", { class: "stale", hidden: "", role: "status" }, [
+    N.el("span", { text: "Newer evaluations are in. " }),
+    N.el("button", { type: "button", class: "small secondary", "data-refresh-table": "", text: "Refresh the table" }),
+  ]);
+  document.getElementById("evaluations-title").after(staleNotice);
 
   const section = document.getElementById("evaluations");
   section.addEventListener("click", (event) => {
@@ -141,6 +152,12 @@
     if (link) {
       event.preventDefault();
       loadTable(new URL(link.href).search.slice(1), true).catch(() => (window.location.href = link.href));
+      return;
+    }
+    if (event.target.closest("button[data-refresh-table]")) {
+      staleNotice.hidden = true;
+      tableStale = false;
+      loadTable(tableQuery, false).catch(() => {});
       return;
     }
     const expand = event.target.closest("button[data-expand]");
@@ -163,6 +180,11 @@
     button.setAttribute("aria-expanded", String(open));
     button.textContent = open ? "▾" : "▸";
     row.hidden = !open;
+    if (!open && tableStale && !document.querySelector("#evaluations-table button[aria-expanded=true]")) {
+      tableStale = false; // the last open row closed: show the newer rows now
+      staleNotice.hidden = true;
+      loadTable(tableQuery, false).catch(() => {});
+    }
     if (!open || row.dataset.loaded) return;
     row.dataset.loaded = "1";
     const box = row.querySelector("[data-detail]");
@@ -232,7 +254,6 @@
   /* ---- the live loop ---------------------------------------------------------------------------- */
   let lastFinished = null;
   let lastSignature = null;
-  let tableStale = false;
   let paretoStale = false;
   N.poll(async () => {
     const progress = await N.getJSON(`${api}/progress/?cursor=${cursor}`);
@@ -253,7 +274,8 @@
       drawPareto().catch(() => {});
     }
     if (progress.more) return true;
-    return ACTIVE.includes(progress.state) || progress.in_flight.length > 0 || tableStale || paretoStale;
+    const tableWaits = tableStale && staleNotice.hidden; // held back only by the 2 s throttle
+    return ACTIVE.includes(progress.state) || progress.in_flight.length > 0 || paretoStale || tableWaits;
   }, POLL_MS);
 
   drawCurve();
