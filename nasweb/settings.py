@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_results",
     "nasweb",
     "spaces",
@@ -103,6 +104,12 @@ STORAGES = {
 }
 # Serve straight from the app folders too, so tests and `manage.py` commands work without collectstatic.
 WHITENOISE_USE_FINDERS = True
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # vendor/plotly.min.js from the pinned plotly package: the dashboard never loads a CDN
+    "frontend.staticfiles.PlotlyFinder",
+]
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
@@ -110,8 +117,9 @@ SESSION_COOKIE_HTTPONLY = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        # Token first: an anonymous API call gets 401 with "WWW-Authenticate: Token", not a bare 403.
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -124,6 +132,18 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Search spaces, searches and evaluations of the NASWeb neural-architecture-tuning service.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Uploads are documented as binary files; input and output shapes are separate components.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and ReDoc from drf-spectacular-sidecar's static files, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "SpaceStateEnum": "spaces.models.SearchSpace.State",
+        "NetworkSummaryStateEnum": "spaces.models.NetworkSummary.State",
+        "SearchStateEnum": "searches.models.SearchInstance.State",
+        "EvaluationStateEnum": "searches.models.Evaluation.State",
+    },
 }
 
 # --- Celery -------------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def check_module(payload: dict, scratch: Path) -> dict:
 def profile(payload: dict, scratch: Path) -> dict:
     """Profile a chunk of encodings with the engine; never fails for one bad encoding.
 
-    payload: ``{"encodings": [...], "sample_input_shape": [...], "timeout_s": float, "threads": int}``.
+    payload: ``{"encodings": [...], "sample_input_shape": [...], "timeout_s": float, "metrics": [...]}``.
     Returns ``{"metrics": {name: [value or None, ...]}, "errors": [message or None, ...]}``.
     """
     from nastune.profiling import profile_encodings
@@ -89,7 +89,7 @@ def profile(payload: dict, scratch: Path) -> dict:
     sample = _sample_input(payload["sample_input_shape"], seed=0)
     table = profile_encodings(
         encoding_to_net, payload["encodings"], sample, timeout_s=float(payload.get("timeout_s", 60.0)),
-        threads=1, progress=False,
+        metrics=tuple(payload["metrics"]), threads=1, progress=False,
     )
     metrics = {
         name: [None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)

@@ -155,3 +155,106 @@ def evaluation_csv_rows(*, search: SearchInstance, encodings: list[Any]) -> Iter
         yield [eid, seq, index, json.dumps(encodings[index]), fidelity, attempt, state, value, cost, spent, best,
                mean, std, worker, gpu, started.isoformat() if started else "",
                finished.isoformat() if finished else "", duration, error.splitlines()[0] if error else ""]
+
+
+def search_sparkline(*, search: SearchInstance, max_points: int = 60) -> dict[str, list]:
+    """A few points of the best hi-fi value so far, for the home page's sparklines.
+
+    Reads at most ``max_points`` rows through the (search, seq) index, whatever the search's size.
+    """
+    total = search.finished_count
+    if total <= 0:
+        return {"evaluations": [], "best": []}
+    step = max(1, math.ceil(total / max_points))
+    wanted = sorted({*range(step, total + 1, step), total})
+    rows = search.evaluations.filter(seq__in=wanted, best_after__isnull=False).order_by("seq").values_list(
+        "seq", "best_after")
+    return {"evaluations": [seq for seq, _ in rows], "best": [best for _, best in rows]}
+
+
+# --- API reads (W1) ---------------------------------------------------------------------------------
+
+REFERENCE_CURVE_MAX = 1000
+
+
+def search_pareto(*, search: SearchInstance, metric: str) -> dict[str, Any]:
+    """Evaluated hi-fi values against a profiled metric of the same candidates, one point per
+    encoding (its best value), with the non-dominated ones flagged: a higher value and a lower
+    metric (params, FLOPs, latency, memory) are both better. Unprofiled candidates are counted only."""
+    from nasweb.api_errors import DomainError
+    from spaces.services import load_profile
+
+    if metric not in search.space.metrics:
+        known = ", ".join(search.space.metrics) or "none: the space has no profile"
+        raise DomainError("metric", f"the space has no profiled metric {metric!r}; choose one of {known}")
+    column = load_profile(search.space)[0].get(metric)
+    best: dict[int, float] = {}
+    rows = search.evaluations.filter(
+        fidelity=Evaluation.Fidelity.HI, state=Evaluation.State.DONE, value__isnull=False,
+    ).values_list("encoding_index", "value")
+    for index, value in rows:
+        best[index] = max(value, best.get(index, -math.inf))
+    points = [
+        {"index": index, "value": value, "metric_value": float(column[index]), "non_dominated": False}
+        for index, value in best.items() if column is not None and np.isfinite(column[index])
+    ]
+    # Sweep by metric ascending (value descending on ties): a point is dominated unless it beats
+    # every value seen at a lower-or-equal metric, or exactly equals the point that set that value.
+    points.sort(key=lambda point: (point["metric_value"], -point["value"], point["index"]))
+    top_value, top_metric = -math.inf, math.nan
+    for point in points:
+        if point["value"] > top_value:
+            point["non_dominated"] = True
+            top_value, top_metric = point["value"], point["metric_value"]
+        elif point["value"] == top_value and point["metric_value"] == top_metric:
+            point["non_dominated"] = True
+    return {"search": search.id, "metric": metric, "points": points, "unprofiled": len(best) - len(points)}
+
+
+def search_reference_curve(*, search: SearchInstance) -> dict[str, Any]:
+    """The exact expected best hi-fi value of uniform random search (without replacement) over the
+    tabular evaluator's candidates, after 1..n evaluations, n = the budget in hi-fi evaluations
+    (at most ``REFERENCE_CURVE_MAX``). Only a tabular evaluator knows every candidate's value."""
+    from nasweb.api_errors import ConflictError
+    from searches import evaluators
+
+    if search.evaluator_kind != SearchInstance.EvaluatorKind.TABULAR:
+        raise ConflictError(None, "the exact random-search reference needs a tabular evaluator, which knows "
+                            "every candidate's value; this search evaluates by training")
+    values = np.fromiter(evaluators.load_table(search)["hi"].values(), dtype=float)
+    n = min(int(search.budget), len(values), REFERENCE_CURVE_MAX)
+    best = expected_random_search_curve(values, n)
+    return {"search": search.id, "n_candidates": len(values), "evaluations": list(range(1, len(best) + 1)),
+            "best": best}
+
+
+def search_predictions(*, search: SearchInstance, indices: Any) -> list[dict[str, Any]]:
+    """The search's surrogate (fine-tuned on its evaluations so far) for these candidates:
+    ``[{index, encoding, predictions: {name: {mean, std}}}]``."""
+    from nastune import NastuneError
+    from nasweb.api_errors import ConflictError
+    from searches import engine
+    from spaces.engine import load_space
+
+    if not search.space.bundle_file:
+        raise ConflictError(None, "the search space has no pretrained surrogate")
+    indices = [int(index) for index in indices]
+    try:
+        predicted = engine.predict(search, indices) if indices else {}
+        encodings = load_space(search.space).encodings
+    except NastuneError as exc:  # e.g. a bundle that fails its checksum: say so, do not crash
+        raise ConflictError(None, str(exc)) from None
+    return [
+        {
+            "index": index,
+            "encoding": list(encodings[index]),
+            "predictions": {name: {"mean": _finite_or_none(mean[row]), "std": _finite_or_none(std[row])}
+                            for name, (mean, std) in predicted.items()},
+        }
+        for row, index in enumerate(indices)
+    ]
+
+
+def _finite_or_none(value: Any) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None
