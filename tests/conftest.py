@@ -34,9 +34,12 @@ def start_worker(transactional_db: None, tmp_path: Path) -> Iterator[Callable[..
 
 
 @pytest.fixture
-def users(db: None) -> dict:
+def users(db: None, settings) -> dict:
     """An owner, a teammate and an outsider (STYLE.md's base cast)."""
     from django.contrib.auth import get_user_model
+
+    # PBKDF2 costs ~0.3 s per user on these machines; tests need no strong hashing.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
     model = get_user_model()
     return {
