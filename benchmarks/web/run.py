@@ -208,7 +208,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def process(command: list[str], log_path: Path, ready: Callable[[], bool], timeout: float = 90.0) -> Iterator[None]:
+def process(command: list[str], log_path: Path, ready: Callable[[], bool],
+            timeout: float = 90.0) -> Iterator[subprocess.Popen]:
     log = log_path.open("w")
     child = subprocess.Popen(command, cwd=REPO, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
                              start_new_session=True)
@@ -218,7 +219,7 @@ def process(command: list[str], log_path: Path, ready: Callable[[], bool], timeo
             if child.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{command[:4]} did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield
+        yield child
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGTERM)
@@ -228,6 +229,41 @@ def process(command: list[str], log_path: Path, ready: Callable[[], bool], timeo
                 os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
         log.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class ServerCpu:
+    """CPU time spent serving: gunicorn's workers plus the PostgreSQL backends of the benchmark's
+    database (not the load generator, not other databases). Unlike latency, it hardly depends on
+    what else runs on the machine."""
+
+    def __init__(self, gunicorn_pid: int) -> None:
+        self.gunicorn_pid = gunicorn_pid
+
+    def pids(self) -> list[int]:
+        from django.db import connection
+
+        children = Path(f"/proc/{self.gunicorn_pid}/task/{self.gunicorn_pid}/children").read_text().split()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND pid <> pg_backend_pid()")
+            backends = [row[0] for row in cursor.fetchall()]
+        return [int(pid) for pid in children] + backends
+
+    def snapshot(self) -> dict[int, float]:
+        return {pid: cpu_seconds(pid) for pid in self.pids()}
+
+    def since(self, before: dict[int, float]) -> float:
+        after = self.snapshot()
+        return sum(max(0.0, after[pid] - before.get(pid, 0.0)) for pid in after)
 
 
 def get(port: int, path: str, token: str | None = None, timeout: float = 60.0) -> tuple[int, int]:
@@ -270,6 +306,12 @@ class Result:
     seconds: float = 0.0
     clients: int = 0
     note: str = ""
+    server_cpu_s: float | None = None
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        n = len(self.latencies_ms) + self.errors
+        return None if self.server_cpu_s is None or not n else 1000 * self.server_cpu_s / n
 
     def percentile(self, q: float) -> float:
         return percentile(self.latencies_ms, q)
@@ -393,25 +435,29 @@ def scenarios(scenery: Scenery, quick: bool) -> dict[str, Scenario]:
     }
 
 
-def run_load_test(port: int, scenery: Scenery, args: argparse.Namespace) -> list[Result]:
+def run_load_test(port: int, server: ServerCpu, scenery: Scenery, args: argparse.Namespace) -> list[Result]:
     plan = scenarios(scenery, args.quick)
     token, clients = scenery.token, args.clients
     results = []
 
-    def measure(key: str, mode: str, **overrides: Any) -> Result:
+    def measure(key: str, mode: str, alone: bool = True, **overrides: Any) -> Result:
         scenario = plan[key]
         n_clients = overrides.pop("clients", scenario.clients or clients)
         for _ in range(2 * args.web_workers):  # warm every gunicorn worker up on this path
             get(port, scenario.paths(random.Random(1)), token)
         logger.info("%s: %s, %d clients", mode, scenario.name, n_clients)
-        return load(scenario.name, mode, port, token, scenario.paths, clients=n_clients,
-                    requests=overrides.pop("requests", scenario.requests), max_seconds=args.max_seconds,
-                    target_ms=scenario.target_ms, seed=args.seed)
+        before = server.snapshot()
+        result = load(scenario.name, mode, port, token, scenario.paths, clients=n_clients,
+                      requests=overrides.pop("requests", scenario.requests), max_seconds=args.max_seconds,
+                      target_ms=scenario.target_ms, seed=args.seed)
+        if alone and mode == SATURATION:  # a paced scenario would also count the servers' idle time
+            result.server_cpu_s = server.since(before)
+        return result
 
     for key in ("healthz", "detail", "page", "live", "catchup", "catchup500"):
         results.append(measure(key, DASHBOARD))
     with background(port, token, plan["live"].paths, clients - 1) as pollers:
-        csv_result = measure("csv", DASHBOARD)
+        csv_result = measure("csv", DASHBOARD, alone=False)
     csv_result.clients = clients
     csv_result.note = (f"1 client exporting while {clients - 1} dashboards poll progress (their p95: "
                        f"{pollers.percentile(95):.0f} ms over {len(pollers.latencies_ms)} polls)")
@@ -531,13 +577,14 @@ def load_table(results: list[Result], mode: str) -> list[str]:
         return ["(not run: --skip-load)"]
     baseline = rows[0].percentile(95)
     lines = ["| scenario | clients | requests | errors | p50 ms | p95 ms | max ms | p95 / healthz p95 | req/s | "
-             "target p95 | |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "server CPU ms / req | target p95 | |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for result in rows:
         p95 = result.percentile(95)
         lines.append(
             f"| {result.name} | {result.clients} | {len(result.latencies_ms)} | {result.errors} | "
             f"{result.percentile(50):.0f} | {p95:.0f} | {max(result.latencies_ms, default=float('nan')):.0f} | "
             f"{p95 / baseline:.1f} | {result.throughput:.1f} | "
+            f"{'-' if result.cpu_ms_per_request is None else f'{result.cpu_ms_per_request:.1f}'} | "
             f"{'-' if result.target_ms is None else f'{result.target_ms:.0f} ms'} | {verdict(p95, result.target_ms)} |")
     notes = [f"* {result.name}: {result.note}" for result in rows if result.note]
     return [*lines, *(["", *notes] if notes else [])]
@@ -560,6 +607,10 @@ def report(results: list[Result], scheduling: Scheduling, args: argparse.Namespa
         "* Clients are threads opening a new connection per request; latency is measured from connect to last byte; "
         "every scenario is bounded in requests and in time. Ratios are against `/healthz` p95 measured the same "
         "way in the same run (the whole stack with one trivial query and a broker ping).",
+        "* Server CPU ms / req (saturation runs): CPU time of gunicorn's workers and of the benchmark database's "
+        "PostgreSQL backends during the scenario, per request: the service time, which depends much less on "
+        "other load than latency does. With 2 dedicated cores, the dashboard load of 20 clients at ~1 request/s "
+        "uses 20 x (CPU ms / req) / 2000 of the machine.",
         "",
         f"## {args.clients} clients polling like the live dashboard (one request every 0.5-1.5 s each)",
         "",
@@ -650,8 +701,8 @@ def main(argv: list[str] | None = None) -> int:
                     "--workers", str(args.web_workers), "--timeout", "120", "--log-level", "warning"]
         results = []
         if not args.skip_load:
-            with process(gunicorn, var_dir / "gunicorn.log", ready=answers(port)):
-                results = run_load_test(port, scenery, args)
+            with process(gunicorn, var_dir / "gunicorn.log", ready=answers(port)) as web:
+                results = run_load_test(port, ServerCpu(web.pid), scenery, args)
         logger.info("scheduling overhead")
         scheduling = scheduling_overhead(var_dir, args.scheduling_evaluations or (14 if args.quick else 30),
                                          args.scheduling_space)

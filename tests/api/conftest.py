@@ -25,12 +25,6 @@ from spaces.services import _store_profile
 from tests.api.tiny import MODULE, TINY_ENCODINGS, tiny_params, tiny_value
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings: Any) -> None:
-    """The users fixture hashes three passwords per test; a fast hasher keeps the suite lean."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture(scope="session")
 def pretrained_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real bundle of the tiny space written by nastune, with its module and a pretrained surrogate
