@@ -77,7 +77,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "acquisition_options": {},  # e.g. {"beta": 3.0} for UCB
     "stall_patience": 0,  # hi-fi results without improvement before a Thompson pick; 0 = never
     "lo_fi_share": 0.3,  # cap on the share of the budget spent at low fidelity
-    "believer_steps": 50,  # fine-tuning steps of each Kriging-believer refit
+    "believer_steps": None,  # steps of each Kriging-believer refit (warm start); None = finetune_steps // 4
 }
 
 
@@ -631,8 +631,10 @@ class SearchInstance:
             return []
         rng = np.random.default_rng([self.seed, self._n_asks])
         ask_number = self._n_asks
-        self._n_asks += 1
         proposals = self._propose(n, rng, ask_number)
+        if not proposals:  # nothing changes: a later ask (e.g. after a budget increase) draws the same numbers
+            return []
+        self._n_asks += 1
         for p in proposals:
             self._pending.append(
                 {
@@ -730,7 +732,7 @@ class SearchInstance:
                 X[np.concatenate([obs_idx, np.array([e[0] for e in extra], dtype=np.int64)])],
                 np.concatenate([obs_y, np.array([e[2] for e in extra], dtype=np.float64)]),
                 obs_f + [e[1] for e in extra],
-                seed=int(rng.integers(2**31)), steps=int(self.options["believer_steps"]), warm_start=True,
+                seed=int(rng.integers(2**31)), steps=self._believer_steps(model), warm_start=True,
             )
 
         if believed:
@@ -762,6 +764,12 @@ class SearchInstance:
                                         _finite_or_none(sd[0]), reason=p.reason)
         return proposals
 
+    def _believer_steps(self, model: DeepEnsemble) -> int:
+        steps = self.options.get("believer_steps")
+        if steps is None:
+            return max(10, int(model.hyper["finetune_steps"]) // 4)
+        return int(steps)
+
     def _believe(self, model: DeepEnsemble, items: Sequence[tuple[int, str]]) -> list[tuple[int, str, float]]:
         """Kriging believer: each (index, fidelity) with the model's current mean as its value."""
         out: list[tuple[int, str, float]] = []
@@ -775,10 +783,9 @@ class SearchInstance:
 
     def _best_standardised(self, model: DeepEnsemble, fidelity: str) -> float:
         values = [float(e["value"]) for e in self._history if e["fidelity"] == fidelity and e["value"] is not None]
-        tr = model.objective_transforms.get(fidelity)
-        if not values or tr is None:
+        if not values or fidelity not in model.objective_transforms:
             return -math.inf
-        return (max(values) - tr["mean"]) / tr["std"]
+        return float(model.standardise([max(values)], fidelity)[0])
 
     def _stalled(self) -> bool:
         patience = int(self.options.get("stall_patience") or 0)

@@ -21,14 +21,17 @@ collapsing where there is no data.
 
 Targets are standardised: metrics with a heavy right tail (strictly positive and spanning more than
 ``log_ratio`` between their 1st and 99th percentile) are log-transformed first; the choice is
-automatic unless ``log_metrics`` names the metrics. Objective values are z-scored per fidelity.
+automatic unless ``log_metrics`` names the metrics. Objective values are standardised per fidelity,
+by z-score or (``objective_transform="rank"``) by a Gaussian copula of their ranks, which keeps a
+heavy lower tail (networks that diverge or barely train) from dominating the fit and the spread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -59,9 +62,11 @@ DEFAULT_HYPER: dict[str, Any] = {
     "input_dropout": 0.0,  # probability of dropping an input feature while fine-tuning
     "prior_scale": 0.0,  # scale of the fixed random prior function added to the fidelity outputs
     "fidelity_weights": {"hi": 3.0, "lo": 1.0},  # loss weight per fidelity
+    "objective_transform": "zscore",  # "zscore" or "rank" (Gaussian copula of the observed values)
     "log_metrics": "auto",  # "auto", or a list of metric names to log-transform
     "log_ratio": 20.0,  # auto: log a positive metric whose p99/p1 exceeds this
     "predict_chunk": 65536,  # candidates per forward pass in predict
+    "train_threads": 1,  # torch threads while pretraining / fitting (small batches: 1 is fastest); None = as is
 }
 
 
@@ -72,6 +77,71 @@ def _standardise_stats(values: np.ndarray) -> tuple[float, float]:
     mean = float(finite.mean())
     std = float(finite.std())
     return mean, std if std > 1e-12 else 1.0
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """Run a block with ``n`` torch threads (restored after). Training steps on small batches are
+    dominated by thread synchronisation, which on a busy machine costs more than the arithmetic."""
+    if n is None or int(n) == torch.get_num_threads():
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _fit_objective_transform(values: np.ndarray, kind: str) -> dict[str, Any]:
+    """Transform of one fidelity's observations to standardised units.
+
+    ``"zscore"``: ``(y - mean) / std``. ``"rank"``: the Gaussian copula ``Phi^-1((rank - 0.5) / m)``
+    (ties share their mean rank), piecewise-linear between observed values and linear beyond them with
+    the z-score slope; it keeps a heavy lower tail (diverged or degenerate networks) from dominating
+    the fit and the ensemble's spread.
+    """
+    mean, std = _standardise_stats(values)
+    if kind == "zscore" or len(values) < 3:
+        return {"kind": "zscore", "mean": mean, "std": std}
+    if kind != "rank":
+        raise NastuneError(f"objective_transform must be 'zscore' or 'rank', got {kind!r}")
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
+    m = len(values)
+    z = ndtri((rankdata(values) - 0.5) / m)
+    ys, inverse = np.unique(values, return_inverse=True)
+    zs = np.zeros(len(ys))
+    np.add.at(zs, inverse, z)
+    zs /= np.bincount(inverse)
+    if len(ys) < 2:
+        return {"kind": "zscore", "mean": mean, "std": std}
+    return {"kind": "rank", "mean": mean, "std": std, "y": ys.tolist(), "z": zs.tolist()}
+
+
+def _forward(tr: Mapping[str, Any], y: np.ndarray) -> np.ndarray:
+    """Original units -> standardised units (see :func:`_fit_objective_transform`)."""
+    y = np.asarray(y, dtype=np.float64)
+    if tr.get("kind", "zscore") != "rank":
+        return (y - tr["mean"]) / tr["std"]
+    ys, zs = np.asarray(tr["y"]), np.asarray(tr["z"])
+    out = np.interp(y, ys, zs)
+    slope = 1.0 / tr["std"]
+    out = np.where(y < ys[0], zs[0] + (y - ys[0]) * slope, out)
+    return np.where(y > ys[-1], zs[-1] + (y - ys[-1]) * slope, out)
+
+
+def _inverse(tr: Mapping[str, Any], z: np.ndarray) -> np.ndarray:
+    """Standardised units -> original units."""
+    z = np.asarray(z, dtype=np.float64)
+    if tr.get("kind", "zscore") != "rank":
+        return z * tr["std"] + tr["mean"]
+    ys, zs = np.asarray(tr["y"]), np.asarray(tr["z"])
+    out = np.interp(z, zs, ys)
+    out = np.where(z < zs[0], ys[0] + (z - zs[0]) * tr["std"], out)
+    return np.where(z > zs[-1], ys[-1] + (z - zs[-1]) * tr["std"], out)
 
 
 def _wants_log(values: np.ndarray, ratio: float) -> bool:
@@ -131,7 +201,7 @@ class DeepEnsemble:
         #: metric -> {"log": bool, "mean": float, "std": float} (set by pretrain)
         self.metric_transforms: dict[str, dict[str, Any]] = {}
         #: fidelity -> {"mean": float, "std": float} of the last fit's observations
-        self.objective_transforms: dict[str, dict[str, float]] = {}
+        self.objective_transforms: dict[str, dict[str, Any]] = {}
         self.pretrained = False
         self.pretrain_stats: dict[str, Any] = {}
         generator = torch.Generator().manual_seed(self.seed)
@@ -248,6 +318,18 @@ class DeepEnsemble:
         return np.stack(columns, axis=1) if columns else np.zeros((n, 0))
 
     def pretrain(
+        self,
+        X: Any,
+        targets: Mapping[str, Any],
+        *,
+        simultaneous: bool = True,
+        progress: bool = True,
+    ) -> dict[str, Any]:
+        """Fit trunk and metric heads to the pretraining metrics (see :meth:`_pretrain`)."""
+        with _torch_threads(self.hyper["train_threads"]):
+            return self._pretrain(X, targets, simultaneous=simultaneous, progress=progress)
+
+    def _pretrain(
         self,
         X: Any,
         targets: Mapping[str, Any],
@@ -380,6 +462,21 @@ class DeepEnsemble:
         warm_start: bool = False,
         progress: bool = False,
     ) -> dict[str, float]:
+        """Fine-tune on objective observations (see :meth:`_fit`)."""
+        with _torch_threads(self.hyper["train_threads"]):
+            return self._fit(X, y, fidelity, seed=seed, steps=steps, warm_start=warm_start, progress=progress)
+
+    def _fit(
+        self,
+        X: Any,
+        y: Any,
+        fidelity: Sequence[str] | np.ndarray | str = "hi",
+        *,
+        seed: int | None = None,
+        steps: int | None = None,
+        warm_start: bool = False,
+        progress: bool = False,
+    ) -> dict[str, float]:
         """Fine-tune on objective observations, starting from the pretrained weights.
 
         Args:
@@ -413,15 +510,16 @@ class DeepEnsemble:
             for k, name in enumerate(self.fidelities):
                 sel = yv[fid_idx == k]
                 if len(sel):
-                    mean, std = _standardise_stats(sel)
-                    self.objective_transforms[name] = {"mean": mean, "std": std}
+                    self.objective_transforms[name] = _fit_objective_transform(
+                        sel, str(self.hyper["objective_transform"])
+                    )
         yz = np.zeros(m)
         known_fid = np.zeros(m, dtype=bool)
         for k, name in enumerate(self.fidelities):
             sel = fid_idx == k
             tr = self.objective_transforms.get(name)
             if tr is not None:
-                yz[sel] = (yv[sel] - tr["mean"]) / tr["std"]
+                yz[sel] = _forward(tr, yv[sel])
                 known_fid[sel] = True
         generator = torch.Generator().manual_seed(self.seed if seed is None else int(seed))
         M = self.n_members
@@ -507,9 +605,21 @@ class DeepEnsemble:
                 part = Xt[start : start + chunk]
                 out[:, start : start + len(part)] = self._fidelity_out(w, part)[..., k].numpy()
         if not standardised:
-            tr = self.objective_transforms.get(fidelity, {"mean": 0.0, "std": 1.0})
-            out = out * np.float32(tr["std"]) + np.float32(tr["mean"])
+            tr = self.objective_transforms.get(fidelity, {"kind": "zscore", "mean": 0.0, "std": 1.0})
+            out = _inverse(tr, out).astype(np.float32)
         return out
+
+    def standardise(self, y: Any, fidelity: str = "hi") -> np.ndarray:
+        """Objective values in original units -> the standardised units of the last fit.
+
+        Args:
+            y: ``(m,)`` values. fidelity: whose transform.
+
+        Returns:
+            ``(m,)`` float64 (unchanged before any fit at that fidelity).
+        """
+        tr = self.objective_transforms.get(fidelity, {"kind": "zscore", "mean": 0.0, "std": 1.0})
+        return _forward(tr, np.asarray(y, dtype=np.float64))
 
     def predict(self, X: Any, fidelity: str = "hi") -> tuple[np.ndarray, np.ndarray]:
         """Ensemble mean and standard deviation of the objective at one fidelity.

@@ -90,3 +90,33 @@ def make_tiny_space(tmp_path: Path, tiny_module: ModuleType, tiny_encodings: lis
         )
 
     return make
+
+
+# --- E2: a small grid space with an analytic objective, for surrogate / search tests ---------------------------
+
+#: Fast surrogate settings for tests (tiny net, few steps).
+FAST_SURROGATE = {"hidden": 16, "pretrain_epochs": 3, "finetune_steps": 25, "pretrain_batch_size": 64}
+
+
+@pytest.fixture
+def make_grid_space(tmp_path: Path) -> Callable[..., object]:
+    """``make_grid_space(n_positions=3, n_values=4, pretrained=True, seed=0)`` -> SearchSpace of all
+    ``n_values ** n_positions`` integer tuples, profiled with two analytic metrics (``size``, heavy-tailed,
+    and ``balance``) and, when ``pretrained``, a small pretrained surrogate."""
+    import itertools
+
+    import numpy as np
+
+    from nastune import create_search_space
+
+    def make(n_positions: int = 3, n_values: int = 4, pretrained: bool = True, seed: int = 0) -> object:
+        encodings = list(itertools.product(range(n_values), repeat=n_positions))
+        space = create_search_space("grid", tmp_path / "grid.nastune", encodings)
+        m = np.asarray(encodings, dtype=np.float64)
+        space.profile["size"] = np.exp(m.sum(1) / 2.0)
+        space.profile["balance"] = -np.abs(m[:, 0] - m[:, 1])
+        if pretrained:
+            space.pretrain(seed=seed, progress=False, **FAST_SURROGATE)
+        return space
+
+    return make
