@@ -13,6 +13,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
+from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 MAX_PAGE_SIZE = 500
@@ -112,9 +113,12 @@ class TokenOutputSerializer(serializers.Serializer):
 
 
 class TokenApi(ObtainAuthToken):
-    """Exchange a username and password for the user's API token (the same token every time)."""
+    """Exchange a username and password for the user's API token (the same token every time).
+
+    Throttled per client address (``NASWEB_TOKEN_RATE``) so passwords cannot be guessed at speed."""
 
     authentication_classes: list = []
+    throttle_classes = [AnonRateThrottle]
 
     @extend_schema(request=AuthTokenSerializer, responses={200: TokenOutputSerializer, 400: ErrorSerializer},
                    auth=[])

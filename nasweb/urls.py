@@ -1,10 +1,22 @@
 """Root URLs: the dashboard, the REST API and its schema, the health check, the admin."""
 
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
+from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView
 
 from nasweb.health import healthz
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """API clients get the API's error shape for a path no route matches, people the 404 page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"errors": [{"field": None, "reason": "not found"}]}, status=404)
+    return page_not_found(request, exception)
+
+
+handler404 = not_found
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),

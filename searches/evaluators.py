@@ -13,14 +13,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nasweb.api_errors import DomainError
+from nasweb.filecache import FileCache
 from searches.models import SearchInstance
 
 IMAGE_FIELDS = {
@@ -85,7 +84,7 @@ def parse_table(data: bytes, *, n_encodings: int, needs_low: bool) -> dict[str, 
         raise EvaluatorValidationError("evaluator_table", "the header must name the columns index and hi (and lo)")
     if needs_low and "lo" not in header:
         raise EvaluatorValidationError("evaluator_table", "a search with a low fidelity needs a lo column")
-    columns = {name: header.index(name) for name in ("index", "hi", "lo") if name in header}
+    columns: dict[str, int] = {name: header.index(name) for name in ("index", "hi", "lo") if name in header}
     table: dict[str, dict[int, float]] = {name: {} for name in columns if name != "index"}
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
@@ -114,23 +113,14 @@ def parse_table(data: bytes, *, n_encodings: int, needs_low: bool) -> dict[str, 
     return table
 
 
-_tables: OrderedDict[tuple[str, float], dict[str, dict[int, float]]] = OrderedDict()
-_tables_lock = threading.Lock()
+_tables: FileCache[dict[str, dict[int, float]]] = FileCache(size=8)
 
 
 def load_table(search: SearchInstance) -> dict[str, dict[int, float]]:
     """The search's table, parsed once per worker process (keyed by file and mtime)."""
-    path = Path(search.evaluator_table.path)
-    key = (str(path), path.stat().st_mtime)
-    with _tables_lock:
-        if key in _tables:
-            return _tables[key]
-    table = parse_table(path.read_bytes(), n_encodings=search.space.n_encodings, needs_low=False)
-    with _tables_lock:
-        _tables[key] = table
-        while len(_tables) > 8:
-            _tables.popitem(last=False)
-    return table
+    n = search.space.n_encodings
+    return _tables.get(search.evaluator_table.path,
+                       lambda path: parse_table(path.read_bytes(), n_encodings=n, needs_low=False))
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ class SearchInstance(models.Model):
     best_index = models.IntegerField(null=True, blank=True)
     finished_count = models.PositiveIntegerField(default=0, help_text="evaluations finished so far (cursor)")
     engine_state = models.JSONField(null=True, blank=True)
+    engine_version = models.PositiveIntegerField(default=0, help_text="bumped by every stored search step")
     surrogate_checkpoint = models.FileField(upload_to=_search_upload_path, max_length=300, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -143,6 +144,7 @@ class Evaluation(models.Model):
             models.Index(fields=["search", "seq"]),
             models.Index(fields=["search", "state"]),
             models.Index(fields=["search", "value"]),
+            models.Index(fields=["search", "finished_at"]),
         ]
 
     def __str__(self) -> str:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib
 import tempfile
-import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +11,7 @@ import numpy as np
 from django.conf import settings
 from scipy.stats import kendalltau
 
+from nasweb.filecache import FileCache
 from spaces import examples
 from spaces.models import SearchSpace
 
@@ -20,9 +19,7 @@ if TYPE_CHECKING:
     import nastune
 
 QUALITY_SAMPLE = 300
-_CACHE_SIZE = 4
-_cache: OrderedDict[tuple[str, float], nastune.SearchSpace] = OrderedDict()
-_cache_lock = threading.Lock()
+_spaces: FileCache[nastune.SearchSpace] = FileCache(size=4)
 
 
 def _engine_space(space: SearchSpace, encodings: list[Any], path: Path) -> nastune.SearchSpace:
@@ -95,15 +92,4 @@ def load_space(space: SearchSpace) -> nastune.SearchSpace:
     """The space's bundle as a ``nastune.SearchSpace`` (cached per process by file and mtime)."""
     from nastune import load_search_space
 
-    path = Path(space.bundle_file.path)
-    key = (str(path), path.stat().st_mtime)
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    loaded = load_search_space(path)
-    with _cache_lock:
-        _cache[key] = loaded
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return loaded
+    return _spaces.get(space.bundle_file.path, load_search_space)

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import math
+import re
 import shutil
 import socket
 import tempfile
@@ -31,6 +32,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from nasweb.api_errors import ConflictError, DomainError
+from nasweb.filecache import FileCache
 from nasweb.sandbox import SandboxError, SandboxLimits, run_user_code
 from spaces import examples
 from spaces.models import ProfileChunk, SearchSpace
@@ -147,10 +149,10 @@ def validate_module_source(source: str, *, field: str, function: str) -> str:
 
 def validate_sample_input_shape(shape: Any) -> list[int]:
     if isinstance(shape, str):
-        try:
-            shape = [int(part) for part in shape.replace("x", ",").replace("×", ",").split(",") if part.strip()]
-        except ValueError:
-            raise SpaceValidationError("sample_input_shape", "write the shape as integers, e.g. 1,3,32,32") from None
+        parts = [part.strip() for part in re.split(r"[,x×]", shape.strip().strip("[]()"))]
+        if not all(part.isdigit() for part in parts):
+            raise SpaceValidationError("sample_input_shape", "write the shape as integers, e.g. 1,3,32,32")
+        shape = [int(part) for part in parts]
     if not isinstance(shape, list | tuple) or not 1 <= len(shape) <= 6:
         raise SpaceValidationError("sample_input_shape", "give 1 to 6 dimensions, e.g. [1, 3, 32, 32]")
     if not all(isinstance(size, int) and not isinstance(size, bool) and 1 <= size <= 4096 for size in shape):
@@ -330,9 +332,12 @@ def _fail(space_id: int, reason: str) -> None:
     logger.warning("search space %s failed: %s", space_id, reason.splitlines()[0] if reason else "")
 
 
+_encodings_cache: FileCache[list[list[Any]]] = FileCache(size=4)
+
+
 def load_encodings(space: SearchSpace) -> list[list[Any]]:
-    with space.encodings_file.open("rb") as handle:
-        return json.loads(handle.read())
+    """The space's encodings (parsed once per process and file version; treat as read-only)."""
+    return _encodings_cache.get(space.encodings_file.path, lambda path: json.loads(path.read_bytes()))
 
 
 def _limits(wall_s: float | None = None) -> SandboxLimits:

@@ -34,6 +34,14 @@ def test_demo_gives_a_ready_space_a_finished_search_and_a_live_one(start_worker,
     assert finished.state == "finished"
     assert finished.evaluations.filter(state=Evaluation.State.DONE, fidelity="hi").count() == 20
     assert finished.best_value is not None and finished.best_value > 85
+    # Its fine-tuned surrogate was stored, so predictions need no refit.
+    from searches.selectors import search_predictions
+
+    assert finished.surrogate_checkpoint
+    started = time.monotonic()
+    rows = search_predictions(search=finished, indices=list(range(50)))
+    assert time.monotonic() - started < 5
+    assert {"hi", "params", "flops", "latency"} <= set(rows[0]["predictions"])
     assert live.state == "queued" and live.lo_fi_cost is not None
 
     ensure_demo(users["owner"], write=messages.append)  # a second make run adds nothing

@@ -12,7 +12,7 @@ import pytest
 from searches import services as search_services
 from searches.models import Evaluation, SearchInstance
 from spaces.models import SearchSpace
-from tests.web.test_space_pipeline import tiny_encodings, upload, wait_for_state
+from tests.web.test_space_pipeline import tiny_encodings
 
 EVALUATOR = """
 import time
@@ -28,15 +28,6 @@ FAST_RECOVERY = {"NASWEB_HEARTBEAT_STALE_S": "6", "NASWEB_RECOVERY_INTERVAL_S": 
 def expected_value(index: int, fidelity: str) -> float:
     width, depth, activation = tiny_encodings()[index]
     return width * 0.1 + depth + (1.0 if activation == "relu" else 0.0) - (0.5 if fidelity == "lo" else 0.0)
-
-
-@pytest.fixture
-def ready_space(start_worker, users) -> SearchSpace:
-    worker = start_worker(queues="profile,pretrain", name="space")
-    space = wait_for_state(upload(users["owner"]), {"ready", "failed"})
-    assert space.state == "ready", space.failure_reason
-    worker.stop()
-    return space
 
 
 def wait_for_search(search: SearchInstance, timeout: float = 300.0) -> SearchInstance:
