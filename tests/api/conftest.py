@@ -129,3 +129,11 @@ def make_search(users: dict, make_space: Callable[..., SearchSpace]) -> Callable
         return search
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counts() -> None:
+    """The token endpoint's throttle counts in the process's cache; each test starts from zero."""
+    from django.core.cache import cache
+
+    cache.clear()

@@ -58,3 +58,23 @@ def test_a_session_post_without_its_csrf_token_is_refused(users) -> None:
     response = client.post("/api/spaces/", {"example": "nb201"}, format="json")
     assert response.status_code == 403
     assert "csrf" in response.json()["errors"][0]["reason"].lower()
+
+
+def test_guessing_passwords_fast_is_throttled(users, settings) -> None:
+    client = APIClient()
+    statuses = [client.post("/api/token/", {"username": "owner", "password": f"guess-{n}"}).status_code
+                for n in range(25)]
+    assert statuses[:20] == [400] * 20
+    assert set(statuses[20:]) == {429}
+    response = client.post("/api/token/", {"username": "owner", "password": "owner-pass-123"})
+    assert response.status_code == 429  # even the right password waits: the address is throttled
+    assert "throttled" in response.json()["errors"][0]["reason"].lower()
+
+
+def test_an_unknown_api_path_answers_in_the_api_error_shape(users) -> None:
+    client = APIClient()
+    client.login(username="owner", password="owner-pass-123")
+    for path in ("/api/searches/abc/", "/api/nothing-here/"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.json() == {"errors": [{"field": None, "reason": "not found"}]}
