@@ -5,6 +5,9 @@ The public surface is ``__all__``; everything else is internal.
 
 from nastune.acquisition import Acquisition, ExpectedImprovement, ThompsonSampling, UpperConfidenceBound
 from nastune.errors import BundleError, EncodingError, NastuneError, ProfilingError, SearchError
+from nastune.evaluators import Evaluator
+from nastune.evaluators.tabular import TabularEvaluator
+from nastune.plots import best_curve_figure
 from nastune.profiling import PROFILE_METRICS, PROXY_METRICS, ProfileTable, profile_encodings
 from nastune.search import Proposal, SearchInstance
 from nastune.space import Encodings, SearchSpace, create_search_space, load_search_space
@@ -18,6 +21,7 @@ __all__ = [
     "DeepEnsemble",
     "EncodingError",
     "Encodings",
+    "Evaluator",
     "ExpectedImprovement",
     "NastuneError",
     "ProfileTable",
@@ -26,8 +30,10 @@ __all__ = [
     "SearchError",
     "SearchInstance",
     "SearchSpace",
+    "TabularEvaluator",
     "ThompsonSampling",
     "UpperConfidenceBound",
+    "best_curve_figure",
     "create_search_space",
     "load_search_space",
     "profile_encodings",

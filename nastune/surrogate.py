@@ -62,6 +62,7 @@ DEFAULT_HYPER: dict[str, Any] = {
     "input_dropout": 0.0,  # probability of dropping an input feature while fine-tuning
     "prior_scale": 0.0,  # scale of the fixed random prior function added to the fidelity outputs
     "fidelity_weights": {"hi": 3.0, "lo": 1.0},  # loss weight per fidelity
+    "head_skip": False,  # fidelity heads also see the raw features (a linear model on them besides the trunk)
     "objective_transform": "zscore",  # "zscore" or "rank" (Gaussian copula of the observed values)
     "log_metrics": "auto",  # "auto", or a list of metric names to log-transform
     "log_ratio": 20.0,  # auto: log a positive metric whose p99/p1 exceeds this
@@ -228,7 +229,8 @@ class DeepEnsemble:
         K = max(len(self.metric_names), 1)
         weights["metric_head.weight"], weights["metric_head.bias"] = self._linear(h, K, generator, gain=1.0)
         F = len(self.fidelities)
-        weights["fidelity_head.weight"], weights["fidelity_head.bias"] = self._linear(h, F, generator, gain=1.0)
+        head_in = h + (self.n_features if self.hyper["head_skip"] else 0)
+        weights["fidelity_head.weight"], weights["fidelity_head.bias"] = self._linear(head_in, F, generator, gain=1.0)
         return weights
 
     def _init_prior(self, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -252,6 +254,24 @@ class DeepEnsemble:
             z = torch.relu(torch.matmul(z, weight) + bias)
         return z
 
+    def _ensure_heads(self) -> None:
+        """Re-initialise the fidelity heads when ``head_skip`` was changed after construction (the heads are
+        never pretrained, so nothing learnt is lost)."""
+        expected = int(self.hyper["hidden"]) + (self.n_features if self.hyper["head_skip"] else 0)
+        if self._base["fidelity_head.weight"].shape[1] != expected:
+            generator = torch.Generator().manual_seed(self.seed + 2)
+            w, b = self._linear(expected, len(self.fidelities), generator, gain=1.0)
+            self._base = {**self._base, "fidelity_head.weight": w, "fidelity_head.bias": b}
+            self._fitted = None
+
+    def _head_input(self, z: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+        """``z: (M, n, h)``, ``X: (n, d)`` or ``(M, n, d)`` -> ``(M, n, h [+ d])`` input of the fidelity heads."""
+        if not self.hyper["head_skip"]:
+            return z
+        if X.dim() == 2:
+            X = X.unsqueeze(0).expand(z.shape[0], -1, -1)
+        return torch.cat([z, X], dim=-1)
+
     def _prior_out(self, X: torch.Tensor) -> torch.Tensor:
         """``X: (n, d)`` -> ``(M, n, F)`` scaled prior outputs."""
         p = self._prior
@@ -264,7 +284,7 @@ class DeepEnsemble:
         """``X: (n, d)`` -> ``(M, n, F)`` standardised objective predictions."""
         if z is None:
             z = self._trunk(w, X)
-        out = torch.baddbmm(w["fidelity_head.bias"], z, w["fidelity_head.weight"])
+        out = torch.baddbmm(w["fidelity_head.bias"], self._head_input(z, X), w["fidelity_head.weight"])
         if float(self.hyper["prior_scale"]) > 0:
             out = out + self._prior_out(X if X.dim() == 2 else X[0])
         return out
@@ -493,6 +513,7 @@ class DeepEnsemble:
             ``{"loss": final weighted MSE (standardised units), "n": m}``.
         """
         Xt = self._check_X(X)
+        self._ensure_heads()
         yv = np.asarray(y, dtype=np.float64).reshape(-1)
         m = Xt.shape[0]
         if len(yv) != m:
@@ -563,7 +584,9 @@ class DeepEnsemble:
         loss_value = float("nan")
         for _ in tqdm(range(n_steps), desc="fitting surrogate", disable=not progress, leave=False):
             z = self._trunk(weights, Xin)
-            out = torch.baddbmm(weights["fidelity_head.bias"], z, weights["fidelity_head.weight"])
+            out = torch.baddbmm(
+                weights["fidelity_head.bias"], self._head_input(z, Xin), weights["fidelity_head.weight"]
+            )
             if prior is not None:
                 out = out + prior
             pred = (out * onehot).sum(-1)  # (M, m)
@@ -597,6 +620,7 @@ class DeepEnsemble:
         """
         Xt = self._check_X(X)
         k = self._fidelity_index(fidelity)
+        self._ensure_heads()
         w = self._current()
         chunk = int(self.hyper["predict_chunk"])
         out = np.empty((self.n_members, Xt.shape[0]), dtype=np.float32)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from examples.nb201 import count_flops_matrix, features, load_table
+from examples.nb201 import INPUT_SIZE, N_CLASSES, count_flops_matrix, count_params_matrix, features, load_table
 from nastune import DeepEnsemble, SearchInstance, create_search_space
 from nastune.baselines import encoding_codes, make_baseline, run_strategy
 
@@ -126,8 +126,9 @@ def bench(dataset: str) -> Bench:
     valid = t.valid_acc[dataset]
     test = t.test_acc[dataset]
     metrics = {
-        "params": t.params[dataset].astype(np.float64),
-        "flops": count_flops_matrix(t.encodings).astype(np.float64),
+        # analytic count of the real network (the table's column is wrong for 204 cells, NATS-Bench issue #36)
+        "params": count_params_matrix(t.encodings, N_CLASSES[dataset]).astype(np.float64),
+        "flops": count_flops_matrix(t.encodings, INPUT_SIZE[dataset], N_CLASSES[dataset]).astype(np.float64),
         "latency": t.latency_s[dataset].astype(np.float64),
     }
     if any(m in PROXY_METRICS for name in METHODS for m in METHODS[name].metrics):
@@ -156,7 +157,7 @@ def pretrained_surrogate(dataset: str, metrics: tuple[str, ...], simultaneous: b
     """The pretrained ensemble for (dataset, metrics, scheme, seed), cached under ``var/nb201/pretrained``."""
     from safetensors.torch import load_file, save_file
 
-    key = f"{dataset}-{'+'.join(metrics)}-{'sim' if simultaneous else 'seq'}-{seed}"
+    key = f"v2-{dataset}-{'+'.join(metrics)}-{'sim' if simultaneous else 'seq'}-{seed}"
     folder = VAR / "pretrained"
     weights, config = folder / f"{key}.safetensors", folder / f"{key}.json"
     if weights.exists() and config.exists():
@@ -169,8 +170,11 @@ def pretrained_surrogate(dataset: str, metrics: tuple[str, ...], simultaneous: b
     ens = DeepEnsemble(X.shape[1], list(metrics), n_members=5, seed=seed)
     ens.pretrain(X, {m: b.metrics[m] for m in metrics}, simultaneous=simultaneous, progress=False)
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(ens.state_dict(), str(weights))
-    config.write_text(json.dumps(ens.config()))
+    tag = f".{os.getpid()}.tmp"  # two workers may pretrain the same key: write aside, then rename
+    save_file(ens.state_dict(), str(weights) + tag)
+    Path(str(config) + tag).write_text(json.dumps(ens.config()))
+    os.replace(str(weights) + tag, weights)
+    os.replace(str(config) + tag, config)
     return ens
 
 

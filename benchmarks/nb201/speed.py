@@ -1,0 +1,185 @@
+"""Speed of one BO iteration (fine-tune the ensemble + score every candidate) at 15,625 and 1,000,000 candidates.
+
+Run: ``python -m benchmarks.nb201.speed`` (prints the table, writes ``benchmarks/results/nb201_speed.md``).
+
+Every measurement runs in a fresh subprocess (so its peak RSS is its own) with ``torch`` limited to
+``--threads`` threads (default 2, the target machine). Measured, median of ``--repeats``:
+
+* ``nastune``: :meth:`DeepEnsemble.fit` on ``--observations`` results (from the pretrained weights,
+  ``finetune_steps`` full-batch steps, members batched in one tensor) + ``predict_members`` on all
+  candidates + expected improvement; and, at 15,625 candidates, a whole :meth:`SearchInstance.ask`.
+* ``loop baseline`` (same run, same work): the same five members as five separate ``torch.nn`` MLPs
+  trained one after the other in a Python loop, then each predicting every candidate.
+
+The 15,625 candidates are NAS-Bench-201 (features of :func:`examples.nb201.features`); the 1,000,000
+are synthetic (random one-hot features of 8 positions x 8 values, 64 columns).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "benchmarks" / "results" / "nb201_speed.md"
+
+CHILD = r"""
+import json, resource, sys, time
+import numpy as np, torch
+cfg = json.loads(sys.argv[1])
+torch.set_num_threads(cfg["threads"])
+from nastune import DeepEnsemble
+from nastune.acquisition import ExpectedImprovement
+
+rng = np.random.default_rng(0)
+if cfg["candidates"] == "nb201":
+    from examples.nb201 import features, load_table
+    table = load_table()
+    X = features(table.encodings)
+    y_all = table.valid_acc["cifar10"]
+    metrics = {"params": table.params["cifar10"].astype(float)}
+else:
+    n = int(cfg["candidates"])
+    codes = rng.integers(0, 8, size=(n, 8))
+    X = np.zeros((n, 64), dtype=np.float32)
+    X[np.repeat(np.arange(n), 8), (np.arange(8) * 8 + codes).ravel()] = 1.0
+    del codes
+    y_all = None
+    metrics = {"params": np.exp(X[:, ::3].sum(1)).astype(float)}
+n, d = X.shape
+obs = rng.choice(n, cfg["observations"], replace=False)
+y = y_all[obs] if y_all is not None else X[obs].sum(1) + rng.normal(size=len(obs))
+ens = DeepEnsemble(d, list(metrics), n_members=5, seed=0, pretrain_max_steps=50)
+ens.pretrain(X, metrics, progress=False)
+ei = ExpectedImprovement()
+
+def nastune_iteration():
+    t0 = time.perf_counter()
+    ens.fit(X[obs], y, "hi", seed=1)
+    t1 = time.perf_counter()
+    samples = ens.predict_members(X, "hi", standardised=True)
+    scores = ei.score(samples, float(ens.standardise([y.max()])[0]), rng)
+    int(np.argmax(scores))
+    return t1 - t0, time.perf_counter() - t1
+
+def loop_iteration():
+    # the same members as separate nn.Modules in a Python loop (what the batched tensors replace)
+    h, steps, lr = ens.hyper["hidden"], ens.hyper["finetune_steps"], ens.hyper["finetune_lr"]
+    Xo = torch.as_tensor(X[obs]); yt = torch.as_tensor((y - y.mean()) / y.std(), dtype=torch.float32)
+    t0 = time.perf_counter()
+    nets = []
+    with torch.no_grad():
+        pass
+    torch.set_num_threads(1)
+    for m in range(5):
+        torch.manual_seed(m)
+        net = torch.nn.Sequential(torch.nn.Linear(d, h), torch.nn.ReLU(), torch.nn.Linear(h, h), torch.nn.ReLU(),
+                                  torch.nn.Linear(h, 1))
+        opt = torch.optim.Adam([{"params": list(net[:4].parameters()), "lr": lr * 0.1},
+                                {"params": net[4].parameters(), "lr": lr}])
+        for _ in range(steps):
+            loss = ((net(Xo)[:, 0] - yt) ** 2).mean()
+            opt.zero_grad(); loss.backward(); opt.step()
+        nets.append(net)
+    torch.set_num_threads(cfg["threads"])
+    t1 = time.perf_counter()
+    Xt = torch.as_tensor(X)
+    with torch.no_grad():
+        preds = []
+        for net in nets:
+            preds.append(torch.cat([net(Xt[i:i + 65536])[:, 0] for i in range(0, n, 65536)]).numpy())
+    samples = np.stack(preds)
+    int(np.argmax(ei.score(samples, float(yt.max()), rng)))
+    return t1 - t0, time.perf_counter() - t1
+
+def ask_iteration():
+    from nastune import SearchInstance, create_search_space
+    from examples.nb201 import build_encodings
+    space = create_search_space("speed", "/tmp/unused.nastune", build_encodings(), features=X)
+    space.surrogate = ens
+    s = SearchInstance("speed", None, search_space=space, seed=0, progress=False, n_initial=1)
+    for i in obs.tolist():
+        s.tell(int(i), "hi", float(y_all[i]))
+    t0 = time.perf_counter()
+    s.ask(1)
+    return time.perf_counter() - t0, 0.0
+
+fn = {"nastune": nastune_iteration, "loop": loop_iteration, "ask": ask_iteration}[cfg["what"]]
+fn()  # warm-up
+times = [fn() for _ in range(cfg["repeats"])]
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+print(json.dumps({"fit": [t[0] for t in times], "score": [t[1] for t in times], "rss_mb": rss}))
+"""
+
+
+def measure(what: str, candidates: str, observations: int, threads: int, repeats: int) -> dict[str, Any]:
+    cfg = {"what": what, "candidates": candidates, "observations": observations, "threads": threads,
+           "repeats": repeats}
+    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg)], cwd=ROOT, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{what} at {candidates}: {out.stderr[-2000:]}")
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    total = [f + s for f, s in zip(data["fit"], data["score"], strict=True)]
+    return {"fit": statistics.median(data["fit"]), "score": statistics.median(data["score"]),
+            "total": statistics.median(total), "rss_mb": data["rss_mb"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--observations", type=int, default=300)
+    args = parser.parse_args()
+    rows = []
+    sizes = (("15,625 (NAS-Bench-201)", "nb201", 0.5), ("1,000,000 (synthetic)", "1000000", 30.0))
+    for label, candidates, target in sizes:
+        reps = args.repeats if candidates == "nb201" else max(1, args.repeats // 2)
+        ours = measure("nastune", candidates, args.observations, args.threads, reps)
+        loop = measure("loop", candidates, args.observations, args.threads, reps)
+        rows.append((label, target, ours, loop))
+    ask = measure("ask", "nb201", args.observations, args.threads, args.repeats)
+    lines = [
+        "# One BO iteration: fine-tune + score every candidate",
+        "",
+        f"{args.threads} torch threads (fine-tuning itself runs on 1, see `train_threads`), {args.observations}"
+        f" observations, 5 members, median of {args.repeats} repetitions after a warm-up"
+        f" (1M: {max(1, args.repeats // 2)}),"
+        " each configuration in its own process. *Loop baseline*: the same five members as separate `torch.nn`"
+        " MLPs trained and evaluated one after the other, measured in the same run.",
+        "",
+        "| candidates | nastune fit | score all | iteration | target | peak RSS | loop baseline iteration |"
+        " baseline / nastune |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, target, ours, loop in rows:
+        verdict = "met" if ours["total"] <= target else "MISSED"
+        rss_note = "" if "1,000,000" not in label else (" (< 4 GB: met)" if ours["rss_mb"] < 4096 else " (MISSED)")
+        lines.append(
+            f"| {label} | {ours['fit']:.3f} s | {ours['score']:.3f} s | **{ours['total']:.3f} s** | <= {target:g} s:"
+            f" {verdict} | {ours['rss_mb']:.0f} MB{rss_note} | {loop['total']:.3f} s |"
+            f" {loop['total'] / ours['total']:.2f}x |"
+        )
+    lines += [
+        "",
+        f"A whole `SearchInstance.ask(1)` at 15,625 candidates (fit, score, bookkeeping): {ask['total']:.3f} s"
+        f" (peak RSS {ask['rss_mb']:.0f} MB).",
+        "",
+        f"Machine: {platform.platform()}, Python {platform.python_version()}."
+        " Rerun: `python -m benchmarks.nb201.speed`.",
+        "",
+    ]
+    text = "\n".join(lines)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
