@@ -111,8 +111,11 @@ def evaluate_image_classification(payload: dict, scratch: Path) -> float:
     from nastune.evaluators.image_classification import create_img_class_evaluator
 
     config = dict(payload["config"])
+    run_dir = config.pop("run_dir")
     evaluator = create_img_class_evaluator(config_to_model_file=str(scratch / USER_MODULE), **config)
-    return _finite(evaluator(payload["encoding"]))
+    # The run folder is chosen by the caller (one per candidate and fidelity), so a retried attempt
+    # resumes from the checkpoint there and the caller can stream its train.log.
+    return _finite(evaluator.evaluate(payload["encoding"], run_dir=run_dir).accuracy)
 
 
 def _finite(value: Any) -> float:

@@ -438,15 +438,33 @@ def _evaluate(evaluation: Evaluation, search: SearchInstance, gpu: str, log_path
                 on_tick=tick, tick_s=HEARTBEAT_S,
             ))
         config = evaluators.image_classification_payload(search, evaluation.fidelity, gpu, log_path)
-        config["work_dir"] = str(_runs_folder(search) / "runs")
         config.pop("log_path")
-        return float(run_user_code(
-            "evaluate_image_classification", {"encoding": encoding, "config": config}, scratch=scratch,
-            limits=limits, modules={"user_module.py": search.space.module_source}, log_path=log_path, gpu=gpu,
-            on_tick=tick, tick_s=HEARTBEAT_S,
-        ))
+        run_dir = _runs_folder(search) / "runs" / f"{evaluation.encoding_index}-{evaluation.fidelity}"
+        config.update(work_dir=str(run_dir.parent), run_dir=str(run_dir))
+        train_log = run_dir / "train.log"
+
+        def training_tick(child_log: str) -> bool:
+            return tick(_file_tail(train_log) or child_log)
+
+        try:
+            return float(run_user_code(
+                "evaluate_image_classification", {"encoding": encoding, "config": config}, scratch=scratch,
+                limits=limits, modules={"user_module.py": search.space.module_source}, log_path=log_path, gpu=gpu,
+                on_tick=training_tick, tick_s=HEARTBEAT_S,
+            ))
+        finally:
+            if train_log.exists():
+                with log_path.open("a") as log:
+                    log.write(f"\n--- training log ({train_log}) ---\n{_file_tail(train_log, 200_000)}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _file_tail(path: Path, limit: int = LOG_TAIL_CHARS) -> str:
+    try:
+        return path.read_text(errors="replace")[-limit:]
+    except FileNotFoundError:
+        return ""
 
 
 def _scratch_root() -> Path:

@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import json
 import logging
 import math
@@ -302,6 +303,19 @@ def _module_name_for(path: Path) -> tuple[Path, str]:
     return parent, ".".join(reversed(parts))
 
 
+def build_model(encoding_to_net: Any, encoding: tuple, n_classes: int) -> torch.nn.Module:
+    """``encoding_to_net(encoding, n_classes)``, or ``encoding_to_net(encoding)`` for a builder that takes
+    only the encoding (as profiling calls it); its output must then already have ``n_classes`` logits."""
+    try:
+        parameters = inspect.signature(encoding_to_net).parameters.values()
+    except (TypeError, ValueError):  # builtins and some callables have no signature: pass both
+        return encoding_to_net(encoding, n_classes)
+    takes_two = any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters) or sum(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters) >= 2 or any(
+        p.name == "n_classes" for p in parameters)
+    return encoding_to_net(encoding, n_classes) if takes_two else encoding_to_net(encoding)
+
+
 def load_model_function(model_file: str, function: str) -> Callable[..., nn.Module]:
     """Find ``function`` (e.g. ``encoding_to_net``) in a .py file, a package directory or a dotted module name.
 
@@ -551,7 +565,7 @@ def train_and_evaluate(config: TrainingConfig, run_dir: Path, ctx: DistContext) 
     )
 
     encoding_to_net = load_model_function(config.model_file, config.model_function)
-    model = encoding_to_net(tuple(config.encoding), config.n_classes).to(ctx.device)
+    model = build_model(encoding_to_net, tuple(config.encoding), config.n_classes).to(ctx.device)
     params_train = count_parameters(model)
     optimizer = make_optimizer(model, config)
     use_fp16_scaler = ctx.device.type == "cuda" and config.amp and not torch.cuda.is_bf16_supported()
