@@ -753,13 +753,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("training failed:\n%s", traceback.format_exc())
         result = {"status": "error", "error_type": type(exc).__name__, "error": str(exc)}
         exit_code = 1
-    finally:
-        if dist.is_initialized():
-            with contextlib.suppress(Exception):
-                dist.destroy_process_group()
+    # The result is written before the process group is torn down: gloo's teardown can abort the
+    # process ("terminate called without an active exception") after the work is done.
     if rank == 0 and result is not None:
         _atomic_write_json(result, run_dir / RESULT_NAME)
     sys.stderr.flush()
+    if dist.is_initialized():
+        with contextlib.suppress(Exception):
+            dist.destroy_process_group()
     return exit_code
 
 

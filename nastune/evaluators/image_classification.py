@@ -217,7 +217,10 @@ class ImageClassificationEvaluator:
                 raise
         duration = time.monotonic() - started
         result = json.loads(result_path.read_text()) if result_path.is_file() else None
-        if return_code == 0 and result is not None and result.get("status") == "ok":
+        if result is not None and result.get("status") == "ok":
+            if return_code != 0:  # the work finished and was recorded; a worker died in teardown
+                logger.warning("torchrun exited with %s after %s's result was written; keeping the result",
+                               return_code, list(encoding))
             accuracy = float(result["accuracy"])
             logger.info(
                 "evaluation of %s: %.2f%% after %d epochs in %.0f s (%s)",
