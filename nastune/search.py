@@ -73,7 +73,8 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "pretrained": True,  # fine-tune the space's pretrained surrogate; False = a fresh, unpretrained one
     "n_members": 5,  # ensemble size when no pretrained surrogate is used
     "surrogate_options": {},  # DeepEnsemble hyper-parameter overrides (fine-tuning), e.g. finetune_steps
-    "initial_design": "random",  # "random" or "diverse"
+    "initial_design": "random",  # "random", "diverse" or "prior"
+    "prior": {},  # metric -> weight: a user's belief that the objective grows with these pretraining metrics
     "acquisition_options": {},  # e.g. {"beta": 3.0} for UCB
     "stall_patience": 0,  # hi-fi results without improvement before a Thompson pick; 0 = never
     "lo_fi_share": 0.3,  # cap on the share of the budget spent at low fidelity
@@ -242,8 +243,12 @@ class SearchInstance:
         if self.n_initial < 1:
             raise SearchError(f"n_initial must be >= 1, got {n_initial}")
         self.options: dict[str, Any] = {**DEFAULT_OPTIONS, **dict(options)}
-        if self.options["initial_design"] not in ("random", "diverse"):
-            raise SearchError(f"initial_design must be 'random' or 'diverse', got {self.options['initial_design']!r}")
+        if self.options["initial_design"] not in ("random", "diverse", "prior"):
+            raise SearchError(
+                f"initial_design must be 'random', 'diverse' or 'prior', got {self.options['initial_design']!r}"
+            )
+        if self.options["initial_design"] == "prior" and not self.options["prior"]:
+            raise SearchError("initial_design='prior' needs prior={metric: weight, ...}, e.g. {'params': 1.0}")
         if not 0.0 <= float(self.options["lo_fi_share"]) <= 1.0:
             raise SearchError("lo_fi_share must lie in [0, 1]")
         self._apply_overrides(
@@ -802,9 +807,45 @@ class SearchInstance:
         if k <= 0 or len(pool) == 0:
             return []
         k = min(k, len(pool))
-        if self.options["initial_design"] == "random" or getattr(self.space, "surrogate", None) is None:
+        design = self.options["initial_design"]
+        if design == "random" or getattr(self.space, "surrogate", None) is None:
             return [int(i) for i in rng.choice(pool, size=k, replace=False)]
+        if design == "prior":
+            return self._prior_picks(k, pool, rng)
         return self._diverse_picks(k, pool, rng)
+
+    def prior_score(self) -> np.ndarray:
+        """``(n,)`` the user's prior belief (option ``prior``): the weighted sum of the pretrained surrogate's
+        standardised predictions of the named metrics (0 without a prior)."""
+        if getattr(self, "_prior_score", None) is None:
+            base = getattr(self.space, "surrogate", None)
+            score = np.zeros(len(self.space))
+            weights = dict(self.options.get("prior") or {})
+            if base is not None and weights:
+                unknown = set(weights) - set(base.metric_names)
+                if unknown:
+                    raise SearchError(f"prior names metric(s) {sorted(unknown)} the surrogate was not pretrained on;"
+                                      f" known: {base.metric_names}")
+                predicted = base.predict_metrics(self._features)
+                for metric, w in weights.items():
+                    tr = base.metric_transforms[metric]
+                    values = np.log(np.maximum(predicted[metric][0], 1e-300)) if tr["log"] else predicted[metric][0]
+                    score += float(w) * (values - tr["mean"]) / tr["std"]
+            self._prior_score = score
+        return self._prior_score
+
+    def _prior_picks(self, k: int, pool: np.ndarray, rng: np.random.Generator) -> list[int]:
+        """Initial design from the prior: the first half of ``n_initial`` are the candidates the prior ranks
+        highest (ties in random order), the rest uniformly random, so the model also sees contrast."""
+        started = len({int(e["index"]) for e in self._history} | {int(p["index"]) for p in self._pending})
+        n_top = max(0, (self.n_initial + 1) // 2 - started)
+        score = self.prior_score()[pool]
+        order = pool[np.lexsort((rng.random(len(pool)), -score))]
+        picks = [int(i) for i in order[: min(k, n_top)]]
+        rest = np.setdiff1d(pool, picks)
+        if k > len(picks) and len(rest):
+            picks += [int(i) for i in rng.choice(rest, size=min(k - len(picks), len(rest)), replace=False)]
+        return picks
 
     def _diverse_picks(self, k: int, pool: np.ndarray, rng: np.random.Generator) -> list[int]:
         """Farthest-point sampling in the pretrained representation, continuing from what was chosen."""
