@@ -107,7 +107,8 @@ def _kill_group(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def _tail(path: Path, limit: int = 4000) -> str:
+def tail(path: Path, limit: int = 4000) -> str:
+    """The last ``limit`` characters of a text file ('' if it does not exist yet)."""
     try:
         with path.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -167,12 +168,12 @@ def run_user_code(
             if now > deadline:
                 _kill_group(process)
                 raise SandboxError("timeout", f"user code ran past the wall-clock limit of {limits.wall_s:g} s "
-                                   "(NASWEB_SANDBOX_WALL_S)", _tail(log_path))
+                                   "(NASWEB_SANDBOX_WALL_S)", tail(log_path))
             if on_tick is not None and now >= next_tick:
                 next_tick = now + tick_s
-                if not on_tick(_tail(log_path)):
+                if not on_tick(tail(log_path)):
                     _kill_group(process)
-                    raise SandboxError("cancelled", "stopped: the search was cancelled", _tail(log_path))
+                    raise SandboxError("cancelled", "stopped: the search was cancelled", tail(log_path))
             time.sleep(0.05)
     finally:
         if process.returncode is None:
@@ -193,9 +194,9 @@ def run_user_code(
     code = process.returncode if process.returncode is not None else -signal.SIGKILL
     if code < 0 and (-code == signal.SIGXCPU or (-code == signal.SIGKILL and cpu_used >= limits.cpu_s)):
         raise SandboxError("cpu", f"user code used more than {limits.cpu_s} CPU seconds (NASWEB_SANDBOX_CPU_S)",
-                           _tail(log_path))
+                           tail(log_path))
     reason = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-    raise SandboxError("crashed", f"user code stopped without an answer ({reason})", _tail(log_path))
+    raise SandboxError("crashed", f"user code stopped without an answer ({reason})", tail(log_path))
 
 
 def _child_main(entry: str, scratch: Path) -> int:

@@ -12,7 +12,7 @@ import numpy as np
 
 from nasweb.filecache import FileCache
 from searches.models import SearchInstance
-from spaces.engine import load_space
+from spaces.engine import finite_or_none, load_space
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,8 @@ def ask(engine: Any, n: int) -> list[Proposal]:
     return [
         Proposal(
             index=int(p.index), fidelity=str(p.fidelity),
-            predicted_mean=_finite_or_none(getattr(p, "predicted_mean", None)),
-            predicted_std=_finite_or_none(getattr(p, "predicted_std", None)),
+            predicted_mean=finite_or_none(p.predicted_mean),
+            predicted_std=finite_or_none(p.predicted_std),
         )
         for p in proposals
     ]
@@ -120,9 +120,3 @@ def predict(search: SearchInstance, indices: list[int]) -> dict[str, tuple[np.nd
             out[fidelity] = model.predict(features, fidelity)
     return out
 
-
-def _finite_or_none(value: Any) -> float | None:
-    if value is None:
-        return None
-    number = float(value)
-    return number if np.isfinite(number) else None

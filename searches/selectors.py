@@ -234,7 +234,7 @@ def search_predictions(*, search: SearchInstance, indices: Any) -> list[dict[str
     from nastune import NastuneError
     from nasweb.api_errors import ConflictError
     from searches import engine
-    from spaces.engine import load_space
+    from spaces.engine import load_space, prediction_rows
 
     if not search.space.bundle_file:
         raise ConflictError(None, "the search space has no pretrained surrogate")
@@ -244,17 +244,4 @@ def search_predictions(*, search: SearchInstance, indices: Any) -> list[dict[str
         encodings = load_space(search.space).encodings
     except NastuneError as exc:  # e.g. a bundle that fails its checksum: say so, do not crash
         raise ConflictError(None, str(exc)) from None
-    return [
-        {
-            "index": index,
-            "encoding": list(encodings[index]),
-            "predictions": {name: {"mean": _finite_or_none(mean[row]), "std": _finite_or_none(std[row])}
-                            for name, (mean, std) in predicted.items()},
-        }
-        for row, index in enumerate(indices)
-    ]
-
-
-def _finite_or_none(value: Any) -> float | None:
-    number = float(value)
-    return number if math.isfinite(number) else None
+    return prediction_rows(indices, encodings, predicted, "predictions")

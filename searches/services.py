@@ -29,7 +29,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from nasweb.api_errors import ConflictError, DomainError, NotFoundError
-from nasweb.sandbox import SandboxError, SandboxLimits, run_user_code
+from nasweb.sandbox import SandboxError, SandboxLimits, run_user_code, tail
 from searches import engine, evaluators
 from searches.gpus import NoGpuAvailable, gpu_slots
 from searches.models import Evaluation, SearchInstance
@@ -444,7 +444,7 @@ def _evaluate(evaluation: Evaluation, search: SearchInstance, gpu: str, log_path
         train_log = run_dir / "train.log"
 
         def training_tick(child_log: str) -> bool:
-            return tick(_file_tail(train_log) or child_log)
+            return tick(tail(train_log, LOG_TAIL_CHARS) or child_log)
 
         try:
             return float(run_user_code(
@@ -455,16 +455,9 @@ def _evaluate(evaluation: Evaluation, search: SearchInstance, gpu: str, log_path
         finally:
             if train_log.exists():
                 with log_path.open("a") as log:
-                    log.write(f"\n--- training log ({train_log}) ---\n{_file_tail(train_log, 200_000)}")
+                    log.write(f"\n--- training log ({train_log}) ---\n{tail(train_log, 200_000)}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _file_tail(path: Path, limit: int = LOG_TAIL_CHARS) -> str:
-    try:
-        return path.read_text(errors="replace")[-limit:]
-    except FileNotFoundError:
-        return ""
 
 
 def _scratch_root() -> Path:

@@ -93,3 +93,25 @@ def load_space(space: SearchSpace) -> nastune.SearchSpace:
     from nastune import load_search_space
 
     return _spaces.get(space.bundle_file.path, load_search_space)
+
+
+def finite_or_none(value: Any) -> float | None:
+    """A float for JSON: NaN and infinities become ``None``."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if np.isfinite(number) else None
+
+
+def prediction_rows(indices: list[int], encodings: Any, predicted: dict[str, tuple[np.ndarray, np.ndarray]],
+                    key: str) -> list[dict[str, Any]]:
+    """``[{index, encoding, <key>: {name: {mean, std}}}]`` from a surrogate's ``{name: (mean, std)}``."""
+    return [
+        {
+            "index": index,
+            "encoding": list(encodings[index]),
+            key: {name: {"mean": finite_or_none(mean[row]), "std": finite_or_none(std[row])}
+                  for name, (mean, std) in predicted.items()},
+        }
+        for row, index in enumerate(indices)
+    ]

@@ -68,20 +68,7 @@ def space_predictions(*, space: SearchSpace, indices: Any) -> list[dict[str, Any
         predicted = engine_space.predict(indices) if indices else {}
     except NastuneError as exc:  # e.g. a bundle that fails its checksum: say so, do not crash
         raise ConflictError(None, str(exc)) from None
-    return [
-        {
-            "index": index,
-            "encoding": list(engine_space.encodings[index]),
-            "metrics": {metric: {"mean": _finite(mean[row]), "std": _finite(std[row])}
-                        for metric, (mean, std) in predicted.items()},
-        }
-        for row, index in enumerate(indices)
-    ]
-
-
-def _finite(value: Any) -> float | None:
-    number = float(value)
-    return number if np.isfinite(number) else None
+    return engine.prediction_rows(indices, engine_space.encodings, predicted, "metrics")
 
 
 def network_summary_get(*, space: SearchSpace, encoding_index: int) -> Any:
