@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nasweb.settings")
@@ -58,3 +58,13 @@ def _start_watchdog(**_: object) -> None:
 def _stop_watchdog(**_: object) -> None:
     if _watchdog is not None:
         _watchdog.stop()
+
+
+@worker_process_init.connect
+def _limit_torch_threads(**_: object) -> None:
+    """Surrogate fitting and scoring are small matrix products: one thread per worker process is
+    faster than two fighting over the cores (a search step's ask: 0.23 s vs 0.46 s on 2 cores)."""
+    import torch
+    from django.conf import settings
+
+    torch.set_num_threads(settings.NASWEB_TORCH_THREADS)

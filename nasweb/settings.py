@@ -188,6 +188,7 @@ NASWEB_MAX_ATTEMPTS = env_int("NASWEB_MAX_ATTEMPTS", 3, minimum=1)
 NASWEB_HEARTBEAT_STALE_S = env_int("NASWEB_HEARTBEAT_STALE_S", 60, minimum=3)
 NASWEB_RECOVERY_INTERVAL_S = env_float("NASWEB_RECOVERY_INTERVAL_S", 15.0, minimum=0.0)
 NASWEB_GPUS = env_str("NASWEB_GPUS", "")
+NASWEB_TORCH_THREADS = env_int("NASWEB_TORCH_THREADS", 1, minimum=1)
 NASWEB_NB201_CSV = env_path(
     "NASWEB_NB201_CSV", BASE_DIR.parent / "shared" / "data" / "nas-bench-201" / "nb201_merged.csv"
 )
