@@ -76,7 +76,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "initial_design": "random",  # "random", "diverse" or "prior"
     "prior": {},  # metric -> weight: a user's belief that the objective grows with these pretraining metrics
     "acquisition_options": {},  # e.g. {"beta": 3.0} for UCB
-    "stall_patience": 0,  # hi-fi results without improvement before a Thompson pick; 0 = never
+    "stall_patience": 10,  # hi-fi results without improvement before a Thompson pick; 0 = never
     "lo_fi_share": 0.3,  # cap on the share of the budget spent at low fidelity
     "believer_steps": None,  # steps of each Kriging-believer refit (warm start); None = finetune_steps // 4
 }

@@ -15,15 +15,18 @@ every candidate, all metrics in one loss (the paper's *simultaneous* pretraining
 metric after the other (``simultaneous=False``, the ablation). Fine-tuning (:meth:`DeepEnsemble.fit`)
 starts again from the pretrained weights at every call and fits trunk (at a lower learning rate) and
 fidelity heads to the objective observations; high-fidelity observations weigh more than low-fidelity
-ones. Members differ by initialisation, bootstrap weights of the observations, optional input dropout
+ones. Each fit first sets the fidelity heads to the ridge-regression combination of the pretrained metric
+heads that best explains the observations (``head_init="metrics"``), so a search starts where the
+profile points (bigger networks, better proxies, ...) and gradient steps only learn the rest.
+Members differ by initialisation, bootstrap weights of the observations, optional input dropout
 and an optional fixed random *prior function* (Osband et al. 2018), which keeps their spread from
 collapsing where there is no data.
 
 Targets are standardised: metrics with a heavy right tail (strictly positive and spanning more than
 ``log_ratio`` between their 1st and 99th percentile) are log-transformed first; the choice is
 automatic unless ``log_metrics`` names the metrics. Objective values are standardised per fidelity,
-by z-score or (``objective_transform="rank"``) by a Gaussian copula of their ranks, which keeps a
-heavy lower tail (networks that diverge or barely train) from dominating the fit and the spread.
+by a Gaussian copula of their ranks (``objective_transform="rank"``, the default), which keeps a heavy
+lower tail (networks that diverge or barely train) from dominating the fit and the spread, or by z-score.
 """
 
 from __future__ import annotations
@@ -64,7 +67,9 @@ DEFAULT_HYPER: dict[str, Any] = {
     "prior_scale": 0.0,  # scale of the fixed random prior function added to the fidelity outputs
     "fidelity_weights": {"hi": 3.0, "lo": 1.0},  # loss weight per fidelity
     "head_skip": False,  # fidelity heads also see the raw features (a linear model on them besides the trunk)
-    "objective_transform": "zscore",  # "zscore" or "rank" (Gaussian copula of the observed values)
+    "head_init": "metrics",  # "metrics": start each fit's fidelity heads as a ridge fit on the pretrained metric heads
+    "head_init_ridge": 1.0,  # ridge penalty of that fit (standardised units; the intercept is not penalised)
+    "objective_transform": "rank",  # "rank" (Gaussian copula of the observed values) or "zscore"
     "log_metrics": "auto",  # "auto", or a list of metric names to log-transform
     "log_ratio": 20.0,  # auto: log a positive metric whose p99/p1 exceeds this
     "predict_chunk": 65536,  # candidates per forward pass in predict
@@ -576,6 +581,8 @@ class DeepEnsemble:
         mask_in = None
         if drop > 0:
             mask_in = (torch.rand(M, 1, self.n_features, generator=generator) >= drop).to(torch.float32) / (1 - drop)
+        if not (warm_start and self._fitted is not None) and self.hyper["head_init"] == "metrics":
+            self._init_heads_from_metrics(weights, Xt, yz, fid_idx, known_fid, W)
         frozen = min(int(self.hyper["frozen_layers"]), self._n_layers)
         trunk_keys = [f"trunk.{k}.{p}" for k in range(frozen, self._n_layers) for p in ("weight", "bias")]
         head_keys = ["fidelity_head.weight", "fidelity_head.bias"]
@@ -611,6 +618,57 @@ class DeepEnsemble:
             loss_value = float(loss.detach())
         self._fitted = {k: v.detach() for k, v in weights.items()}
         return {"loss": loss_value, "n": m}
+
+    def _init_heads_from_metrics(
+        self,
+        weights: dict[str, torch.Tensor],
+        Xt: torch.Tensor,
+        yz: np.ndarray,
+        fid_idx: np.ndarray,
+        known: np.ndarray,
+        W: torch.Tensor,
+    ) -> None:
+        """Start the fidelity heads where the pretrained metrics point (transfer of the profile).
+
+        The pretrained metric heads are linear in the trunk output ``z``, so any linear combination of the
+        predicted metrics is itself a fidelity head: ``head = sum_j a_j * metric_head_j`` (+ intercept). Each
+        member fits its coefficients ``a`` by weighted ridge regression of the standardised objective on its
+        own metric predictions (with its bootstrap weights, so members differ), per fidelity; a fidelity
+        without observations takes the coefficients of the first one that has some. Gradient fine-tuning
+        then only has to learn what the metrics do not explain. Without pretraining (or metrics) nothing
+        changes.
+        """
+        if not self.pretrained or not self.metric_names or self.hyper["head_skip"]:
+            return
+        with torch.no_grad():
+            z = self._trunk(weights, Xt)  # (M, m, h)
+            mw, mb = weights["metric_head.weight"], weights["metric_head.bias"]  # (M, h, J), (M, 1, J)
+            P = torch.baddbmm(mb, z, mw).to(torch.float64)  # (M, m, J)
+            M, m, J = P.shape
+            A = torch.cat([P, torch.ones(M, m, 1, dtype=torch.float64)], dim=-1)  # (M, m, J + 1)
+            penalty = torch.eye(J + 1, dtype=torch.float64) * float(self.hyper["head_init_ridge"])
+            penalty[J, J] = 1e-6
+            y = torch.as_tensor(yz, dtype=torch.float64)
+            coefs: dict[int, torch.Tensor] = {}
+            for k in range(len(self.fidelities)):
+                sel = torch.as_tensor((fid_idx == k) & known)
+                if int(sel.sum()) < 2:
+                    continue
+                As, ws = A[:, sel], W[:, sel].to(torch.float64)  # (M, s, J + 1), (M, s)
+                gram = As.transpose(1, 2) @ (As * ws.unsqueeze(-1)) + penalty
+                rhs = As.transpose(1, 2) @ (ws * y[sel]).unsqueeze(-1)
+                coefs[k] = torch.linalg.solve(gram, rhs)[..., 0]  # (M, J + 1)
+            if not coefs:
+                return
+            fallback = next(iter(coefs.values()))
+            head_w = weights["fidelity_head.weight"].clone()
+            head_b = weights["fidelity_head.bias"].clone()
+            for k in range(len(self.fidelities)):
+                a = coefs.get(k, fallback).to(torch.float32)  # (M, J + 1)
+                head_w[:, :, k] = (mw @ a[:, :J].unsqueeze(-1))[..., 0]
+                head_b[:, 0, k] = (mb[:, 0, :] * a[:, :J]).sum(-1) + a[:, J]
+            weights["fidelity_head.weight"] = head_w
+            weights["fidelity_head.bias"] = head_b
 
     @property
     def is_fitted(self) -> bool:

@@ -157,7 +157,7 @@ def pretrained_surrogate(dataset: str, metrics: tuple[str, ...], simultaneous: b
     """The pretrained ensemble for (dataset, metrics, scheme, seed), cached under ``var/nb201/pretrained``."""
     from safetensors.torch import load_file, save_file
 
-    key = f"v2-{dataset}-{'+'.join(metrics)}-{'sim' if simultaneous else 'seq'}-{seed}"
+    key = f"v3-{dataset}-{'+'.join(metrics)}-{'sim' if simultaneous else 'seq'}-{seed}"
     folder = VAR / "pretrained"
     weights, config = folder / f"{key}.safetensors", folder / f"{key}.json"
     if weights.exists() and config.exists():

@@ -130,10 +130,11 @@ def test_rank_transform_tames_a_heavy_lower_tail() -> None:
     X, targets, y = data(seed=5)
     y = y.copy()
     y[:5] = -100.0  # a few diverged networks
-    z = DeepEnsemble(X.shape[1], list(targets), seed=0, **FAST)
+    z = DeepEnsemble(X.shape[1], list(targets), seed=0, objective_transform="zscore", **FAST)
     z.pretrain(X, targets, progress=False)
     r = z.copy()
     r.hyper["objective_transform"] = "rank"
+    assert DeepEnsemble(X.shape[1], list(targets)).hyper["objective_transform"] == "rank"  # the default
     z.fit(X[:60], y[:60], "hi", seed=0)
     r.fit(X[:60], y[:60], "hi", seed=0)
     assert r.objective_transforms["hi"]["kind"] == "rank"
@@ -203,3 +204,29 @@ def test_bad_inputs_raise_errors_that_say_what_to_do() -> None:
         ens.fit(X[:3], [1.0, np.nan, 2.0], "hi")
     with pytest.raises(NastuneError, match="version"):
         DeepEnsemble.from_state({**ens.config(), "version": 99}, ens.state_dict())
+
+
+def test_heads_start_where_the_pretrained_metrics_point() -> None:
+    # the objective is (mostly) the log of a pretrained metric: from five observations and no gradient steps,
+    # heads initialised from the metric heads already rank unseen candidates; random heads cannot
+    X, targets, y = data(seed=7)
+    base = DeepEnsemble(X.shape[1], list(targets), seed=0, **FAST)
+    base.pretrain(X, targets, progress=False)
+    unseen = np.arange(5, len(X))
+    rho = {}
+    for init in ("metrics", "none"):
+        ens = base.copy()
+        ens.hyper["head_init"] = init
+        ens.fit(X[:5], y[:5], "hi", seed=0, steps=0)
+        rho[init] = float(np.corrcoef(ens.predict(X[unseen])[0], y[unseen])[0, 1])
+    assert rho["metrics"] > 0.8
+    assert rho["metrics"] > abs(rho["none"]) + 0.3
+
+
+def test_head_init_leaves_an_unpretrained_ensemble_alone() -> None:
+    X, targets, y = data(seed=8)
+    a = DeepEnsemble(X.shape[1], list(targets), seed=0, head_init="metrics", **FAST)
+    b = DeepEnsemble(X.shape[1], list(targets), seed=0, head_init="none", **FAST)
+    for ens in (a, b):
+        ens.fit(X[:20], y[:20], "hi", seed=0)
+    np.testing.assert_array_equal(a.predict(X)[0], b.predict(X)[0])
