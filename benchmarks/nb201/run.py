@@ -1,6 +1,6 @@
 """NAS-Bench-201 benchmark of issue 5: every method, three datasets, seeds 0-29, budget 300.
 
-Run (about X hours on 2 cores, see ``benchmarks/nb201/README.md``)::
+Run (about 1 hour on 2 cores after the proxies, about 35 minutes once; see ``benchmarks/nb201/README.md``)::
 
     python -m benchmarks.nb201.proxies          # once: training-free proxies of all 15,625 networks
     python -m benchmarks.nb201.run --jobs 2     # prints the table, writes benchmarks/results/nb201.md + .png
@@ -221,7 +221,7 @@ def build_report(methods: Sequence[str], datasets: Sequence[str], seeds: Sequenc
     w("")
     w(f"* Machine: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPU cores;"
       + (f" whole benchmark {wall_s / 3600:.1f} h wall with `--jobs 2`." if wall_s else ""))
-    w("* Rerun: `python -m benchmarks.nb201.proxies` (once, ~1 h), then"
+    w("* Rerun: `python -m benchmarks.nb201.proxies` (once, ~35 min), then"
       " `python -m benchmarks.nb201.run --jobs 2`; `--only-report` rewrites this file from the cached runs"
       " in `var/nb201/results/`. Details, the simulated low fidelity and the tuning discipline:"
       " `benchmarks/nb201/README.md`.")
