@@ -32,9 +32,10 @@ lower tail (networks that diverge or barely train) from dominating the fit and t
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -107,6 +108,17 @@ def _torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def _in_train_threads(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run an ensemble method with the ensemble's ``train_threads`` torch threads (see :func:`_torch_threads`)."""
+
+    @functools.wraps(method)
+    def wrapper(self: DeepEnsemble, *args: Any, **kwargs: Any) -> Any:
+        with _torch_threads(self.hyper["train_threads"]):
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def _fit_objective_transform(values: np.ndarray, kind: str) -> dict[str, Any]:
@@ -353,19 +365,8 @@ class DeepEnsemble:
             columns.append((values - mean) / std)
         return np.stack(columns, axis=1) if columns else np.zeros((n, 0))
 
+    @_in_train_threads
     def pretrain(
-        self,
-        X: Any,
-        targets: Mapping[str, Any],
-        *,
-        simultaneous: bool = True,
-        progress: bool = True,
-    ) -> dict[str, Any]:
-        """Fit trunk and metric heads to the pretraining metrics (see :meth:`_pretrain`)."""
-        with _torch_threads(self.hyper["train_threads"]):
-            return self._pretrain(X, targets, simultaneous=simultaneous, progress=progress)
-
-    def _pretrain(
         self,
         X: Any,
         targets: Mapping[str, Any],
@@ -487,22 +488,8 @@ class DeepEnsemble:
         return self._metric_losses(Xt, torch.nan_to_num(T), known)
 
     # -- fine-tuning ----------------------------------------------------------------------------------
+    @_in_train_threads
     def fit(
-        self,
-        X: Any,
-        y: Any,
-        fidelity: Sequence[str] | np.ndarray | str = "hi",
-        *,
-        seed: int | None = None,
-        steps: int | None = None,
-        warm_start: bool = False,
-        progress: bool = False,
-    ) -> dict[str, float]:
-        """Fine-tune on objective observations (see :meth:`_fit`)."""
-        with _torch_threads(self.hyper["train_threads"]):
-            return self._fit(X, y, fidelity, seed=seed, steps=steps, warm_start=warm_start, progress=progress)
-
-    def _fit(
         self,
         X: Any,
         y: Any,
@@ -542,7 +529,8 @@ class DeepEnsemble:
         if not np.isfinite(yv).all():
             raise NastuneError("observations must be finite; leave failed evaluations out of fit()")
         fid_idx = np.array([self._fidelity_index(f) for f in fids], dtype=np.int64)
-        if not (warm_start and self._fitted is not None):
+        fresh = not (warm_start and self._fitted is not None)  # start again from the pretrained weights
+        if fresh:
             self.objective_transforms = {}
             for k, name in enumerate(self.fidelities):
                 sel = yv[fid_idx == k]
@@ -560,7 +548,7 @@ class DeepEnsemble:
                 known_fid[sel] = True
         generator = torch.Generator().manual_seed(self.seed if seed is None else int(seed))
         M = self.n_members
-        base = self._fitted if (warm_start and self._fitted is not None) else self._base
+        base = self._base if fresh or self._fitted is None else self._fitted
         weights = {k: v.clone() for k, v in base.items()}
         fw = self.hyper["fidelity_weights"]
         obs_w = torch.tensor([float(fw.get(f, 1.0)) for f in fids], dtype=torch.float32) * torch.as_tensor(
@@ -581,7 +569,7 @@ class DeepEnsemble:
         mask_in = None
         if drop > 0:
             mask_in = (torch.rand(M, 1, self.n_features, generator=generator) >= drop).to(torch.float32) / (1 - drop)
-        if not (warm_start and self._fitted is not None) and self.hyper["head_init"] == "metrics":
+        if fresh and self.hyper["head_init"] == "metrics":
             self._init_heads_from_metrics(weights, Xt, yz, fid_idx, known_fid, W)
         frozen = min(int(self.hyper["frozen_layers"]), self._n_layers)
         trunk_keys = [f"trunk.{k}.{p}" for k in range(frozen, self._n_layers) for p in ("weight", "bias")]
