@@ -225,6 +225,10 @@ def space_create_from_example(*, owner: Any, example: str, name: str = "", descr
     encodings = [list(encoding) for encoding in spec.build_encodings()]
     info = validate_encodings(encodings)
     source = spec.module_source()
+    try:  # read before anything is written: a server without the example's data refuses, it does not crash
+        profile = spec.profile_table() if spec.profile_table is not None else None
+    except FileNotFoundError as exc:
+        raise SpaceValidationError("example", f"this server lacks the data of example {example!r}: {exc}") from None
     with transaction.atomic():
         space = _new_space(
             owner=owner, name=_validate_name(name or spec.title), description=description or spec.description,
@@ -234,7 +238,6 @@ def space_create_from_example(*, owner: Any, example: str, name: str = "", descr
             max_profiled=max_profiled if max_profiled is not None else spec.max_profiled,
             profile_metrics=list(spec.profile_metrics or ()),
         )
-        profile = spec.profile_table() if spec.profile_table is not None else None
         if profile is not None:
             _store_profile(space, profile, failures={})
             space.state = SearchSpace.State.PRETRAINING

@@ -76,6 +76,12 @@ def test_an_example_space_is_created_from_its_name(api) -> None:
     assert body["name"] == "my nb201" and body["source"] == "example" and body["n_encodings"] == 15625
 
 
+def test_an_example_whose_data_the_server_lacks_is_refused(api, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("NASWEB_NB201_CSV", str(tmp_path / "missing.csv"))
+    response = api("owner").post("/api/spaces/", {"example": "nb201", "name": "my nb201"}, format="json")
+    refused(response, "example", "lacks the data")
+
+
 def test_ragged_encodings_are_refused(api) -> None:
     refused(upload(api("owner"), encodings=encodings_file([[1, 2, 3], [4, 5]])), "encodings", "encoding 1 has length 2")
 
