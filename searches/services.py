@@ -29,12 +29,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from nasweb.api_errors import ConflictError, DomainError, NotFoundError
-from nasweb.sandbox import SandboxError, SandboxLimits, run_user_code, tail
 from searches import engine, evaluators
 from searches.gpus import NoGpuAvailable, gpu_slots
 from searches.models import Evaluation, SearchInstance
 from spaces.models import SearchSpace
 from spaces.services import load_encodings, validate_module_source
+from usercode import SandboxError, SandboxLimits, run_user_code, tail
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Business actions on search spaces: create (upload, example, bundle), delete, and the
 validation -> profiling -> pretraining pipeline run by the tasks in ``spaces/tasks.py``.
 
-Numerical work is delegated to ``nastune``; user code runs only through ``nasweb.sandbox``.
+Numerical work is delegated to ``nastune``; user code runs only through ``usercode``.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from django.utils import timezone
 
 from nasweb.api_errors import ConflictError, DomainError
 from nasweb.filecache import FileCache
-from nasweb.sandbox import SandboxError, SandboxLimits, run_user_code
 from spaces import examples
 from spaces.models import ProfileChunk, SearchSpace
+from usercode import SandboxError, SandboxLimits, run_user_code
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nasweb.sandbox import SandboxError, SandboxLimits, run_user_code
+from usercode import SandboxError, SandboxLimits, run_user_code
 
 LIMITS = SandboxLimits(memory_mb=2048, cpu_s=60, wall_s=60)
 

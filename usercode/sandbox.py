@@ -1,7 +1,7 @@
 """Run user code (``encoding_to_net`` modules, evaluator modules) in a limited child process.
 
 The parent side, :func:`run_user_code`, is called by Celery tasks. It writes the user's
-module and a JSON payload into a scratch folder and starts ``python -m nasweb.sandbox``
+module and a JSON payload into a scratch folder and starts ``python -m usercode.child``
 there with
 
 * resource limits: address space (``RLIMIT_AS``, not applied when a GPU is handed out since
@@ -12,8 +12,8 @@ there with
   code may import the examples and ``nastune``) and ``CUDA_VISIBLE_DEVICES``;
 * its own session, killed with its parent (``PR_SET_PDEATHSIG``).
 
-The child side (``__main__`` below) imports neither Django nor Celery: it loads the entry
-point named on its command line from :mod:`nasweb.usercode`, runs it on the payload and
+The child side (:mod:`usercode.child`) imports neither Django nor Celery: it loads the entry
+point named on its command line from :mod:`usercode.entrypoints`, runs it on the payload and
 writes ``output.json``.
 
 Web processes never call this module: user code runs only in workers.
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib
 import json
 import os
 import resource
@@ -31,15 +30,14 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from usercode.child import OUTPUT, PAYLOAD
+
 ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = "output.json"
-PAYLOAD = "payload.json"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -132,7 +130,7 @@ def run_user_code(
     on_tick: Callable[[str], bool] | None = None,
     tick_s: float = 1.0,
 ) -> Any:
-    """Run ``nasweb.usercode.<entry>(payload)`` in a limited child process and return its result.
+    """Run ``usercode.entrypoints.<entry>(payload)`` in a limited child process and return its result.
 
     ``modules`` maps file names (``user_module.py``) to source written into ``scratch``.
     ``on_tick(log_tail)`` is called about every ``tick_s`` seconds while the child runs; when it
@@ -149,7 +147,7 @@ def run_user_code(
 
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "nasweb.sandbox", entry, str(scratch)],
+            [sys.executable, "-m", "usercode.child", entry, str(scratch)],
             cwd=scratch, env=_child_environment(scratch, gpu, threads), stdin=subprocess.DEVNULL,
             stdout=log, stderr=subprocess.STDOUT, preexec_fn=_limit_child(limits, gpu not in (None, "cpu")),
         )
@@ -197,30 +195,3 @@ def run_user_code(
                            tail(log_path))
     reason = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
     raise SandboxError("crashed", f"user code stopped without an answer ({reason})", tail(log_path))
-
-
-def _child_main(entry: str, scratch: Path) -> int:
-    """Child side: run ``nasweb.usercode.<entry>`` on the payload and write the answer."""
-    sys.path.insert(0, str(scratch))
-    output = scratch / OUTPUT
-    try:
-        usercode = importlib.import_module("nasweb.usercode")
-        function = getattr(usercode, entry)
-        payload = json.loads((scratch / PAYLOAD).read_text())
-        result = function(payload, scratch)
-        answer: dict[str, Any] = {"ok": True, "result": result}
-    except MemoryError as exc:
-        answer = {"ok": False, "type": "MemoryError", "error": str(exc) or "MemoryError",
-                  "traceback": traceback.format_exc()}
-    except BaseException as exc:  # the user's code may raise anything; report it, never hang
-        answer = {"ok": False, "type": type(exc).__name__, "error": f"{type(exc).__name__}: {exc}",
-                  "traceback": traceback.format_exc()}
-        traceback.print_exc()
-    tmp = output.with_suffix(".tmp")
-    tmp.write_text(json.dumps(answer, default=float))
-    os.replace(tmp, output)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_child_main(sys.argv[1], Path(sys.argv[2])))

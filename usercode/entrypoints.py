@@ -1,4 +1,4 @@
-"""Entry points that run user code; executed only inside the sandbox child (``nasweb.sandbox``).
+"""Entry points that run user code; executed only inside the sandbox child (``usercode.sandbox``).
 
 Each takes the JSON payload and the scratch folder (the child's working directory, which holds
 the user's module files) and returns something JSON-serialisable. Nothing here imports Django.
