@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from nastune import BundleError, create_search_space, load_search_space
+from nastune import BundleError, create_search_space, load_search_space, surrogate
 from nastune.bundle import FORMAT_VERSION, read_bundle, read_manifest
 
 SAMPLE = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
@@ -181,7 +181,6 @@ def test_a_space_from_an_interactive_function_has_no_source_and_says_so(tmp_path
 
 
 def test_round_trip_with_a_pretrained_surrogate_predicts_the_same(make_tiny_space, tmp_path: Path) -> None:
-    surrogate = pytest.importorskip("nastune.surrogate", reason="E2's DeepEnsemble is not in yet")
     assert hasattr(surrogate, "DeepEnsemble")
     ss = make_tiny_space()
     ss.preprocess(sample_input=SAMPLE, progress=False, latency_repeats=1, n_members=2, seed=0)

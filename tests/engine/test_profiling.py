@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from nastune import PROFILE_METRICS, ProfilingError, create_search_space, profile_encodings
+from nastune import PROFILE_METRICS, ProfilingError, create_search_space, profile_encodings, surrogate
 from nastune.profiling import ProfileSettings, ProfileTable, inference_form, profile_network
 
 REPO = Path(__file__).resolve().parents[2]
@@ -255,7 +255,6 @@ def test_pretraining_data_replaces_profiling(tmp_path: Path) -> None:
 
 
 def test_pretraining_data_path_pretrains_the_surrogate(tmp_path: Path) -> None:
-    surrogate = pytest.importorskip("nastune.surrogate", reason="E2's DeepEnsemble is not in yet")
     assert hasattr(surrogate, "DeepEnsemble")
     encodings = [(a, b) for a in range(6) for b in range(6)]
     params = np.array([a * 10.0 + b for a, b in encodings])

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from examples import nb201
 from nastune import SearchInstance, create_search_space
 from nastune.baselines import RandomSearch, encoding_codes, run_strategy
 from nastune.evaluators.tabular import TabularEvaluator
-
-nb201 = pytest.importorskip("examples.nb201")
 
 SUBSET = 1500
 BUDGET = 20
