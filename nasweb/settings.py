@@ -189,9 +189,8 @@ NASWEB_HEARTBEAT_STALE_S = env_int("NASWEB_HEARTBEAT_STALE_S", 60, minimum=3)
 NASWEB_RECOVERY_INTERVAL_S = env_float("NASWEB_RECOVERY_INTERVAL_S", 15.0, minimum=0.0)
 NASWEB_GPUS = env_str("NASWEB_GPUS", "")
 NASWEB_TORCH_THREADS = env_int("NASWEB_TORCH_THREADS", 1, minimum=1)
-NASWEB_NB201_CSV = env_path(
-    "NASWEB_NB201_CSV", BASE_DIR.parent / "shared" / "data" / "nas-bench-201" / "nb201_merged.csv"
-)
+# The table ships with the project (examples/nb201/data/PROVENANCE.md); the variable points at another copy.
+NASWEB_NB201_CSV = env_path("NASWEB_NB201_CSV", BASE_DIR / "examples" / "nb201" / "data" / "nb201_merged.csv.xz")
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 

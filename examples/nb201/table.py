@@ -1,8 +1,9 @@
-"""Loader of the NAS-Bench-201 tabular results (``nb201_merged.csv``), aligned to :func:`build_encodings`.
+"""Loader of the NAS-Bench-201 tabular results (``nb201_merged.csv[.xz]``), aligned to :func:`build_encodings`.
 
-The CSV (see ``../shared/data/nas-bench-201/SOURCE.md``) has one row per architecture with per-dataset
-mean and per-seed validation accuracy, test accuracy, parameters, latency and training time. Rows are
-reordered so that row ``i`` describes ``build_encodings()[i]``.
+The CSV ships xz-compressed in ``examples/nb201/data/`` (provenance and licences in ``PROVENANCE.md``
+there). It has one row per architecture with per-dataset mean and per-seed validation accuracy, test
+accuracy, parameters, latency and training time. Rows are reordered so that row ``i`` describes
+``build_encodings()[i]``.
 
 Known defect of the benchmark: for 204 architectures the ``*_params_mb`` (and possibly the other cost
 columns) of the 200-epoch records are wrong — NATS-Bench issue #36, "get_cost_info(hp='200') returns weird
@@ -13,9 +14,12 @@ values are not the parameter count of *any* NB201 cell; :attr:`NB201Table.params
 from __future__ import annotations
 
 import csv
+import io
+import lzma
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -27,13 +31,23 @@ INPUT_SIZE: dict[str, int] = {"cifar10": 32, "cifar100": 32, "imagenet16": 16}
 N_ARCHS = N_OPS**N_EDGES
 
 
+#: the table shipped with the project (xz-compressed, 0.96 MB)
+BUNDLED_CSV = Path(__file__).resolve().parent / "data" / "nb201_merged.csv.xz"
+
+
 def default_csv_path() -> Path:
-    """``$NASWEB_NB201_CSV`` or ``<repo>/../shared/data/nas-bench-201/nb201_merged.csv``."""
+    """``$NASWEB_NB201_CSV`` or the table shipped in ``examples/nb201/data/nb201_merged.csv.xz``."""
     env = os.environ.get("NASWEB_NB201_CSV")
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[2]
-    return repo.parent / "shared" / "data" / "nas-bench-201" / "nb201_merged.csv"
+    return BUNDLED_CSV
+
+
+def _open_text(path: Path) -> TextIO:
+    # xz by file name, so that a plain CSV elsewhere (NASWEB_NB201_CSV) still reads as before
+    if path.suffix == ".xz":
+        return io.TextIOWrapper(lzma.open(path, "rb"), encoding="utf-8", newline="")
+    return path.open(newline="", encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -85,13 +99,14 @@ def _benchmark_params_corrupted(encodings: np.ndarray, params: dict[str, np.ndar
 
 
 def load_table(path: str | Path | None = None) -> NB201Table:
-    """Read ``nb201_merged.csv`` (default :func:`default_csv_path`) into an :class:`NB201Table`."""
+    """Read ``nb201_merged.csv`` or ``.csv.xz`` (default :func:`default_csv_path`) into an :class:`NB201Table`."""
     csv_path = Path(path) if path is not None else default_csv_path()
     if not csv_path.exists():
         raise FileNotFoundError(
-            f"NAS-Bench-201 table not found at {csv_path}; set NASWEB_NB201_CSV to the nb201_merged.csv path"
+            f"NAS-Bench-201 table not found at {csv_path}; set NASWEB_NB201_CSV to the path of "
+            f"nb201_merged.csv or nb201_merged.csv.xz, or unset it to use the table shipped in {BUNDLED_CSV.parent}"
         )
-    with csv_path.open(newline="", encoding="utf-8") as fh:
+    with _open_text(csv_path) as fh:
         reader = csv.reader(fh)
         header = next(reader)
         rows = list(reader)

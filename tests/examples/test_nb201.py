@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import lzma
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,16 +26,38 @@ from examples.nb201 import (
     load_table,
     ops_code,
 )
-from examples.nb201.table import default_csv_path
+from examples.nb201.table import BUNDLED_CSV, default_csv_path
 from nastune.profiling import count_flops as measured_flops
 from nastune.profiling import count_parameters
-
-needs_table = pytest.mark.skipif(not default_csv_path().exists(), reason="nb201_merged.csv is not available")
 
 
 @pytest.fixture(scope="module")
 def table():
     return load_table()
+
+
+def test_the_table_ships_inside_the_project_and_is_the_default(monkeypatch) -> None:
+    monkeypatch.delenv("NASWEB_NB201_CSV", raising=False)
+    repo = Path(__file__).resolve().parents[2]
+    assert default_csv_path() == BUNDLED_CSV and BUNDLED_CSV.is_relative_to(repo)
+    assert BUNDLED_CSV.stat().st_size < 1_200_000  # xz-compressed; the plain CSV is 5.3 MB
+    assert (BUNDLED_CSV.parent / "PROVENANCE.md").exists()
+
+
+def test_a_plain_csv_named_by_the_variable_reads_the_same(monkeypatch, tmp_path, table) -> None:
+    plain = tmp_path / "nb201_merged.csv"
+    with lzma.open(BUNDLED_CSV, "rb") as src:
+        plain.write_bytes(src.read())
+    monkeypatch.setenv("NASWEB_NB201_CSV", str(plain))
+    other = load_table()
+    np.testing.assert_array_equal(other.encodings, table.encodings)
+    np.testing.assert_array_equal(other.valid_acc["cifar10"], table.valid_acc["cifar10"])
+    assert other.iso_str == table.iso_str
+
+
+def test_a_missing_table_names_the_variable(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError, match="NASWEB_NB201_CSV"):
+        load_table(tmp_path / "missing.csv.xz")
 
 
 def test_the_space_has_every_cell_once_in_ops_code_order() -> None:
@@ -45,7 +69,6 @@ def test_the_space_has_every_cell_once_in_ops_code_order() -> None:
     assert OPS == ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
-@needs_table
 def test_table_rows_follow_build_encodings_and_match_the_benchmark_strings(table) -> None:
     encodings = build_encodings()
     assert len(table) == 15_625
@@ -62,7 +85,6 @@ def test_table_rows_follow_build_encodings_and_match_the_benchmark_strings(table
     np.testing.assert_allclose(np.nanmean(seeds, axis=1), table.valid_acc["cifar10"], atol=2e-3)
 
 
-@needs_table
 def test_network_params_match_the_benchmark_on_200_sampled_architectures(table) -> None:
     rng = random.Random(201)
     sample = rng.sample(range(15_625), 200)
@@ -86,7 +108,6 @@ def test_network_params_match_the_benchmark_on_200_sampled_architectures(table) 
     assert len(corrupted_in_sample) <= 10
 
 
-@needs_table
 def test_analytic_params_match_every_uncorrupted_benchmark_row_on_every_dataset(table) -> None:
     assert int(table.params_corrupted.sum()) == 204  # 1.3%: NATS-Bench hp=200 cost-info defect
     ok = ~table.params_corrupted
