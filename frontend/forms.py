@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from nasweb.api_errors import DomainError
+from nasweb.errors import DomainError
 from searches.models import SearchInstance
 from spaces import examples
 

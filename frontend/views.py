@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from frontend import forms
 from frontend.highlight import highlight_python
-from nasweb.api_errors import DomainError, NotFoundError
+from nasweb.errors import DomainError, NotFoundError
 from searches import selectors as search_selectors
 from searches import services as search_services
 from searches.models import Evaluation, SearchInstance

@@ -1,6 +1,6 @@
 """The one error shape of the API: ``{"errors": [{"field": ..., "reason": ...}]}``.
 
-Services raise :class:`DomainError` subclasses; DRF's own errors (validation, auth,
+Services raise :class:`nasweb.errors.DomainError` subclasses; DRF's own errors (validation, auth,
 not found) are folded into the same shape so clients parse one format.
 """
 
@@ -8,33 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-
-class DomainError(Exception):
-    """A business rule refused an action. ``field`` is the input at fault (or ``None``)."""
-
-    http_status = status.HTTP_400_BAD_REQUEST
-
-    def __init__(self, field: str | None, reason: str) -> None:
-        super().__init__(f"{field}: {reason}" if field else reason)
-        self.field = field
-        self.reason = reason
-
-
-class ConflictError(DomainError):
-    """The action does not fit the object's current state (e.g. pausing a finished search)."""
-
-    http_status = status.HTTP_409_CONFLICT
-
-
-class NotFoundError(DomainError):
-    """The object does not exist or belongs to someone else (never say which)."""
-
-    http_status = status.HTTP_404_NOT_FOUND
+from nasweb.errors import DomainError
 
 
 def _flatten(detail: Any, prefix: str | None = None) -> list[dict]:

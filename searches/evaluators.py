@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nasweb.api_errors import DomainError
+from nasweb.errors import DomainError
 from nasweb.filecache import FileCache
 from searches.models import SearchInstance
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from django.db.models import QuerySet
 
-from nasweb.api_errors import NotFoundError
+from nasweb.errors import NotFoundError
 from searches.models import Evaluation, SearchInstance
 
 FEED_LIMIT = 500  # a catch-up poll pages through with `more`; 2,000 rows cost 0.4 s
@@ -181,7 +181,7 @@ def search_pareto(*, search: SearchInstance, metric: str) -> dict[str, Any]:
     """Evaluated hi-fi values against a profiled metric of the same candidates, one point per
     encoding (its best value), with the non-dominated ones flagged: a higher value and a lower
     metric (params, FLOPs, latency, memory) are both better. Unprofiled candidates are counted only."""
-    from nasweb.api_errors import DomainError
+    from nasweb.errors import DomainError
     from spaces.services import load_profile
 
     if metric not in search.space.metrics:
@@ -215,7 +215,7 @@ def search_reference_curve(*, search: SearchInstance) -> dict[str, Any]:
     """The exact expected best hi-fi value of uniform random search (without replacement) over the
     tabular evaluator's candidates, after 1..n evaluations, n = the budget in hi-fi evaluations
     (at most ``REFERENCE_CURVE_MAX``). Only a tabular evaluator knows every candidate's value."""
-    from nasweb.api_errors import ConflictError
+    from nasweb.errors import ConflictError
     from searches import evaluators
 
     if search.evaluator_kind != SearchInstance.EvaluatorKind.TABULAR:
@@ -232,7 +232,7 @@ def search_predictions(*, search: SearchInstance, indices: Any) -> list[dict[str
     """The search's surrogate (fine-tuned on its evaluations so far) for these candidates:
     ``[{index, encoding, predictions: {name: {mean, std}}}]``."""
     from nastune import NastuneError
-    from nasweb.api_errors import ConflictError
+    from nasweb.errors import ConflictError
     from searches import engine
     from spaces.engine import load_space, prediction_rows
 

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from nasweb.api import DownloadView, PagedView, error_responses, paginate
-from nasweb.api_errors import ConflictError
+from nasweb.errors import ConflictError
 from spaces import examples, selectors, services
 from spaces.models import NetworkSummary, SearchSpace
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from django.db.models import QuerySet
 
-from nasweb.api_errors import NotFoundError
+from nasweb.errors import NotFoundError
 from spaces.models import SearchSpace
 
 
@@ -57,7 +57,7 @@ def space_predictions(*, space: SearchSpace, indices: Any) -> list[dict[str, Any
     """What the space's pretrained surrogate predicts for these candidates:
     ``[{index, encoding, metrics: {metric: {mean, std}}}]`` (non-finite numbers as ``None``)."""
     from nastune import NastuneError
-    from nasweb.api_errors import ConflictError
+    from nasweb.errors import ConflictError
     from spaces import engine
 
     if space.state != SearchSpace.State.READY or not space.bundle_file:

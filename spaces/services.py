@@ -31,7 +31,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from nasweb.api_errors import ConflictError, DomainError
+from nasweb.errors import ConflictError, DomainError
 from nasweb.filecache import FileCache
 from spaces import examples
 from spaces.models import ProfileChunk, SearchSpace

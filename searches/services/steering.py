@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
-from nasweb.api_errors import ConflictError, DomainError, NotFoundError
+from nasweb.errors import ConflictError, DomainError, NotFoundError
 from searches import evaluators
 from searches.models import Evaluation, SearchInstance
 from spaces.models import SearchSpace

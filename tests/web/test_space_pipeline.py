@@ -70,7 +70,7 @@ def test_a_module_that_cannot_build_networks_fails_validation_with_the_reason(st
 
 
 def test_ragged_encodings_are_refused_before_anything_is_stored(users) -> None:
-    from nasweb.api_errors import DomainError
+    from nasweb.errors import DomainError
 
     with pytest.raises(DomainError) as caught:
         upload(users["owner"], encodings=[[1, 2], [3]])
@@ -80,7 +80,7 @@ def test_ragged_encodings_are_refused_before_anything_is_stored(users) -> None:
 
 
 def test_module_without_encoding_to_net_is_refused(users) -> None:
-    from nasweb.api_errors import DomainError
+    from nasweb.errors import DomainError
 
     with pytest.raises(DomainError) as caught:
         upload(users["owner"], source="def build(e):\n    return None\n")
