@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 
 from nasweb.errors import DomainError
+from nasweb.uploads import read_module_upload
 from searches.models import SearchInstance
 from spaces import examples
 
@@ -70,10 +71,7 @@ class SpaceUploadForm(ServiceForm):
         """The module source (an uploaded file wins over pasted text)."""
         upload = self.cleaned_data.get("module")
         if upload:
-            try:
-                return upload.read().decode("utf-8-sig")
-            except UnicodeDecodeError:
-                raise DomainError("module", "the module file is not UTF-8 text") from None
+            return read_module_upload(upload, field="module")
         return self.cleaned_data.get("module_source") or ""
 
     def max_profiled_value(self) -> int | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
@@ -21,6 +20,7 @@ from rest_framework.views import APIView
 
 from nasweb.api import DownloadView, PagedView, error_responses, paginate
 from nasweb.errors import ConflictError
+from nasweb.uploads import read_module_upload
 from spaces import examples, selectors, services
 from spaces.models import NetworkSummary, SearchSpace
 
@@ -44,17 +44,6 @@ class ShapeField(serializers.Field):
 
     def to_representation(self, value: Any) -> Any:
         return value
-
-
-def _read_module(upload: Any) -> str:
-    """An uploaded ``encoding_to_net`` module as text (UTF-8), refused before reading when too big."""
-    if upload.size is not None and upload.size > 4 * settings.NASWEB_MAX_MODULE_CHARS:
-        raise serializers.ValidationError({"module": f"the module file is over the limit of "
-                                                     f"{settings.NASWEB_MAX_MODULE_CHARS} characters"})
-    try:
-        return upload.read().decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise serializers.ValidationError({"module": "the module is not UTF-8 text"}) from None
 
 
 def _space(request: Request, space_id: int) -> SearchSpace:
@@ -112,7 +101,7 @@ class SpaceListApi(PagedView):
                 if data.get("module") is not None and data.get("module_source"):
                     raise serializers.ValidationError({"module": "give either a module file or module_source"})
                 if data.get("module") is not None:
-                    data["module_source"] = _read_module(data["module"])
+                    data["module_source"] = read_module_upload(data["module"], field="module")
                 if not data.get("module_source"):
                     raise serializers.ValidationError({"module": "upload the module defining encoding_to_net"})
                 if data.get("sample_input_shape") is None:

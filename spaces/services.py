@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from nasweb.errors import ConflictError, DomainError
 from nasweb.filecache import FileCache
+from nasweb.uploads import check_upload_size, read_upload
 from spaces import examples
 from spaces.models import ProfileChunk, SearchSpace
 from usercode import SandboxError, SandboxLimits, run_user_code
@@ -171,13 +172,6 @@ def _validate_name(name: str) -> str:
     return name
 
 
-def _check_upload_size(upload: UploadedFile, field: str) -> None:
-    if upload.size is not None and upload.size > settings.NASWEB_MAX_UPLOAD_MB * 1024 * 1024:
-        raise SpaceValidationError(
-            field, f"the file is {upload.size / 2**20:.1f} MB, over the limit of {settings.NASWEB_MAX_UPLOAD_MB} MB "
-            "(NASWEB_MAX_UPLOAD_MB)")
-
-
 # --------------------------------------------------------------------------------------------------
 # Creating and deleting spaces
 # --------------------------------------------------------------------------------------------------
@@ -198,8 +192,8 @@ def space_create(*, owner: Any, name: str, encodings_upload: UploadedFile, modul
                  sample_input_shape: Any, description: str = "", max_profiled: int | None = None) -> SearchSpace:
     """A space from an uploaded encodings file and ``encoding_to_net`` module; validation is enqueued."""
     name = _validate_name(name)
-    _check_upload_size(encodings_upload, "encodings")
-    encodings = parse_encodings(encodings_upload.read(), encodings_upload.name or "")
+    encodings = parse_encodings(read_upload(encodings_upload, field="encodings", text=False),
+                                encodings_upload.name or "")
     info = validate_encodings(encodings)
     module_source = validate_module_source(module_source, field="module", function="encoding_to_net")
     shape = validate_sample_input_shape(sample_input_shape)
@@ -253,7 +247,7 @@ def space_import_bundle(*, owner: Any, bundle_upload: UploadedFile, name: str = 
     """A ready space from a bundle file; checksums are verified, no code runs."""
     from nastune import BundleError, NastuneError, load_search_space
 
-    _check_upload_size(bundle_upload, "bundle")
+    check_upload_size(bundle_upload, field="bundle")
     with tempfile.TemporaryDirectory(prefix="nasweb-bundle-") as folder:
         path = Path(folder) / "upload.nastune"
         with path.open("wb") as handle:
