@@ -1,6 +1,15 @@
 """Digits CNN space: 1,152 mixed numeric/categorical encodings, the torch CNN for 8x8 digits, the split, the table."""
 
-from .data import N_CLASSES, SPLIT_FRACTIONS, SPLIT_SEED, DigitsSplit, load_split, split_indices
+from .data import (
+    N_CLASSES,
+    SPLIT_FRACTIONS,
+    SPLIT_SEED,
+    DigitsSplit,
+    load_split,
+    save_hf_dataset,
+    split_indices,
+    to_hf_dataset,
+)
 from .net import CHOICES, ENCODING_FIELDS, INPUT_SHAPE, DigitsCNN, decode, encoding_to_net
 from .space import N_ENCODINGS, Encoding, build_encodings, encoding_index
 from .table import COLUMNS, FIDELITY_EPOCHS, SEEDS, DigitsTable, default_table_path, load_table
@@ -30,6 +39,8 @@ __all__ = [
     "encoding_to_net",
     "load_split",
     "load_table",
+    "save_hf_dataset",
     "split_indices",
+    "to_hf_dataset",
     "train_and_evaluate",
 ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,3 +77,37 @@ def load_split(seed: int = SPLIT_SEED) -> DigitsSplit:
         idx_valid=valid,
         idx_test=test,
     )
+
+
+def to_hf_dataset(seed: int = SPLIT_SEED) -> Any:
+    """The split as a Hugging Face ``DatasetDict`` (``train``/``validation``/``test``; ``image``, ``label``).
+
+    Images are 8x8 grayscale PIL images (pixel value * 255 / 16, rounded) and labels a ``ClassLabel`` of
+    the ten digits, the form the image-classification evaluator reads (``save_to_disk`` it and pass the
+    folder as its dataset).
+    """
+    import datasets
+    from PIL import Image
+
+    split = load_split(seed)
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=[str(d) for d in range(N_CLASSES)])}
+    )
+
+    def part(x: np.ndarray, y: np.ndarray) -> Any:
+        pixels = np.rint(x[:, 0] * 255.0).astype(np.uint8)
+        images = [Image.fromarray(img, mode="L") for img in pixels]
+        return datasets.Dataset.from_dict({"image": images, "label": y.tolist()}, features=features)
+
+    return datasets.DatasetDict(
+        train=part(split.x_train, split.y_train),
+        validation=part(split.x_valid, split.y_valid),
+        test=part(split.x_test, split.y_test),
+    )
+
+
+def save_hf_dataset(path: str | Path, seed: int = SPLIT_SEED) -> Path:
+    """Write :func:`to_hf_dataset` with ``save_to_disk`` to ``path`` and return it."""
+    target = Path(path)
+    to_hf_dataset(seed).save_to_disk(str(target))
+    return target

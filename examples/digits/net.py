@@ -86,15 +86,21 @@ class ConvBlock(nn.Module):
 
 
 class DigitsCNN(nn.Module):
-    """The CNN of one digits encoding: ``(B, 1, 8, 8) -> (B, n_classes)`` logits."""
+    """The CNN of one digits encoding: ``(B, in_channels, H, W) -> (B, n_classes)`` logits (the table: 1x8x8).
 
-    def __init__(self, encoding: Sequence[Any], n_classes: int = 10) -> None:
+    Global average pooling makes it accept any image size; ``in_channels=3`` serves RGB pipelines such as
+    the image-classification evaluator, which hands every image over as 3 channels.
+    """
+
+    def __init__(self, encoding: Sequence[Any], n_classes: int = 10, in_channels: int = 1) -> None:
         super().__init__()
         if n_classes < 2:
             raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be at least 1, got {in_channels}")
         n_blocks, width, kernel, activation, skip, pooling, norm = decode(encoding)
         self.encoding = (n_blocks, width, kernel, activation, skip, pooling, norm)
-        self.stem = ConvBlock(INPUT_SHAPE[0], width, kernel, activation, norm, skip=False)
+        self.stem = ConvBlock(in_channels, width, kernel, activation, norm, skip=False)
         self.pool: nn.Module = {"none": nn.Identity(), "max": nn.MaxPool2d(2), "avg": nn.AvgPool2d(2)}[pooling]
         self.blocks = nn.Sequential(
             *(ConvBlock(width, width, kernel, activation, norm, skip=bool(skip)) for _ in range(n_blocks))
@@ -106,6 +112,6 @@ class DigitsCNN(nn.Module):
         return self.head(x.mean(dim=(2, 3)))
 
 
-def encoding_to_net(encoding: Sequence[Any], n_classes: int = 10) -> nn.Module:
+def encoding_to_net(encoding: Sequence[Any], n_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """The digits CNN of ``encoding`` (see the module docstring) with ``n_classes`` outputs."""
-    return DigitsCNN(encoding, n_classes=n_classes)
+    return DigitsCNN(encoding, n_classes=n_classes, in_channels=in_channels)

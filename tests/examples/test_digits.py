@@ -24,6 +24,7 @@ from examples.digits import (
     load_split,
     load_table,
     split_indices,
+    to_hf_dataset,
     train_and_evaluate,
 )
 from nastune.profiling import count_flops as measured_flops
@@ -110,6 +111,21 @@ def test_the_split_is_fixed_disjoint_complete_and_stratified() -> None:
     assert split.x_train.min() >= 0.0 and split.x_train.max() <= 1.0
     same = load_split()
     np.testing.assert_array_equal(same.idx_valid, split.idx_valid)
+
+
+def test_the_hugging_face_export_holds_the_same_split() -> None:
+    split = load_split()
+    exported = to_hf_dataset()
+    assert [len(exported[k]) for k in ("train", "validation", "test")] == [1078, 359, 360]
+    assert exported["train"].features["label"].num_classes == 10
+    np.testing.assert_array_equal(exported["validation"]["label"], split.y_valid)
+    first = np.asarray(exported["test"][0]["image"], dtype=np.float64) / 255.0
+    np.testing.assert_allclose(first, split.x_test[0, 0], atol=1 / 255)
+
+
+def test_an_rgb_net_of_any_size_serves_the_image_classification_evaluator() -> None:
+    net = encoding_to_net((2, 8, 3, "gelu", 1, "avg", "batch"), n_classes=10, in_channels=3).eval()
+    assert net(torch.rand(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_split_indices_rejects_empty_labels() -> None:
