@@ -1,37 +1,60 @@
-"""Finding work whose message was lost and sending it again.
+"""The watchdog each worker runs: every app's rules for finding lost work, run every few seconds.
 
 A message can vanish: a worker SIGKILLed while holding it (the filesystem broker deletes a
-message when it hands it out), or a Redis restart without persistence. The database always
-knows what should be happening, so each worker runs a small watchdog thread that compares:
+message when it hands it out), or a Redis restart without persistence. A worker can die with
+its work ``running``. The database always knows what should be happening, so each app that has
+lost-work rules keeps them in its own ``<app>/recovery.py``::
 
-* evaluations and profiling chunks ``running`` with a stale heartbeat -> their worker died:
-  send the task again (the task takes the work over as a new attempt);
-* evaluations and chunks ``queued`` for a while while their queue holds no message -> the
-  message is gone: send it again;
-* active searches with nothing in flight and no recent change -> the search step was lost:
-  send a step.
+    QUEUES = ("gpu",)                                   # queues whose waiting messages the rules look at
+    def find_lost_work(*, now, queue_sizes) -> dict[str, list[int]]: ...   # kind -> ids to send again
+    def resend_lost_work(found: dict[str, list[int]]) -> None: ...
+
+and this module finds those modules among ``INSTALLED_APPS`` and runs them. Running work beats
+every couple of seconds (``HEARTBEAT_S``); work silent for ``NASWEB_HEARTBEAT_STALE_S`` (10 s)
+is taken to be lost with its worker. With a round every ``NASWEB_RECOVERY_INTERVAL_S`` (5 s), a
+killed worker's evaluation is sent again within about 15 s.
 
 Duplicated messages are harmless: every task claims its work with a conditional update.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
-from datetime import timedelta
+from collections.abc import Mapping
+from types import ModuleType
 
+from django.apps import apps
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
+from django.utils.module_loading import module_has_submodule
 
 logger = logging.getLogger(__name__)
 
+#: how often running work records that it is alive (seconds); NASWEB_HEARTBEAT_STALE_S must allow
+#: several missed beats (a busy database, a slow tick)
+HEARTBEAT_S = 2.0
 
-def _queue_sizes(queues: tuple[str, ...]) -> dict[str, int | None]:
-    """Messages waiting in each queue (None when the broker cannot tell)."""
+#: queue -> messages waiting in it
+QueueSizes = Mapping[str, int]
+
+
+def app_rules() -> list[ModuleType]:
+    """The ``recovery`` module of every installed app that has one, in INSTALLED_APPS order."""
+    found = []
+    for config in apps.get_app_configs():
+        if module_has_submodule(config.module, "recovery") and config.name != __name__.rpartition(".")[0]:
+            found.append(importlib.import_module(f"{config.name}.recovery"))
+    return found
+
+
+def queue_sizes(queues: tuple[str, ...]) -> dict[str, int] | None:
+    """Messages waiting in each queue, or None when the broker cannot tell (it is down)."""
     from nasweb.celery import app
 
-    sizes: dict[str, int | None] = {}
+    sizes: dict[str, int] = {}
     try:
         with app.connection_for_write() as connection:
             channel = connection.default_channel
@@ -42,54 +65,23 @@ def _queue_sizes(queues: tuple[str, ...]) -> dict[str, int | None]:
                     sizes[queue] = 0
     except Exception as exc:  # broker down: try again next round
         logger.info("recovery: broker not reachable (%s)", exc)
-        return {queue: None for queue in queues}
+        return None
     return sizes
 
 
 def recover_lost_work() -> dict[str, int]:
-    """One watchdog round; returns how many messages of each kind were sent again."""
-    from searches.models import Evaluation, SearchInstance
-    from searches.tasks import run_evaluation, search_step
-    from spaces.models import ProfileChunk, SearchSpace
-    from spaces.tasks import profile_chunk, validate_space
-
-    now = timezone.now()
-    stale = now - timedelta(seconds=settings.NASWEB_HEARTBEAT_STALE_S)
-    sizes = _queue_sizes(("gpu", "profile", "search"))
-    if any(size is None for size in sizes.values()):
+    """One watchdog round over every app's rules; returns how many messages of each kind were sent."""
+    rules = app_rules()
+    queues = tuple(dict.fromkeys(queue for module in rules for queue in module.QUEUES))
+    sizes = queue_sizes(queues)
+    if sizes is None:  # sending now would only fail; the next round runs once the broker answers
         return {}
-    sent = {"evaluations": 0, "chunks": 0, "steps": 0, "spaces": 0}
-
-    lost_evaluations = Evaluation.objects.filter(state=Evaluation.State.RUNNING, heartbeat_at__lt=stale)
-    if sizes["gpu"] == 0:
-        lost_evaluations = lost_evaluations | Evaluation.objects.filter(
-            state=Evaluation.State.QUEUED, queued_at__lt=stale,
-            search__state__in=(SearchInstance.State.RUNNING, SearchInstance.State.PAUSED))
-    for evaluation_id in lost_evaluations.values_list("id", flat=True)[:500]:
-        run_evaluation.delay(evaluation_id)
-        sent["evaluations"] += 1
-
-    lost_chunks = ProfileChunk.objects.filter(state=ProfileChunk.State.RUNNING, heartbeat_at__lt=stale)
-    if sizes["profile"] == 0:
-        lost_chunks = lost_chunks | ProfileChunk.objects.filter(
-            state=ProfileChunk.State.QUEUED, space__state=SearchSpace.State.PROFILING,
-            space__updated_at__lt=stale)
-        for space_id in SearchSpace.objects.filter(state=SearchSpace.State.UPLOADED, updated_at__lt=stale) \
-                .values_list("id", flat=True)[:100]:
-            validate_space.delay(space_id)
-            sent["spaces"] += 1
-    for chunk_id in lost_chunks.values_list("id", flat=True)[:500]:
-        profile_chunk.delay(chunk_id)
-        sent["chunks"] += 1
-
-    if sizes["search"] == 0:
-        idle = SearchInstance.objects.filter(
-            state__in=(SearchInstance.State.QUEUED, SearchInstance.State.RUNNING), updated_at__lt=stale,
-        ).exclude(evaluations__state__in=(Evaluation.State.QUEUED, Evaluation.State.RUNNING))
-        for search_id in idle.values_list("id", flat=True).distinct()[:500]:
-            search_step.delay(search_id)
-            sent["steps"] += 1
-
+    now = timezone.now()
+    sent: dict[str, int] = {}
+    for module in rules:
+        found = module.find_lost_work(now=now, queue_sizes=sizes)
+        module.resend_lost_work(found)
+        sent.update({kind: len(ids) for kind, ids in found.items()})
     if any(sent.values()):
         logger.warning("recovery: sent lost work again: %s", sent)
     return sent
@@ -106,7 +98,7 @@ class Watchdog(threading.Thread):
         while not self._stop_event.wait(settings.NASWEB_RECOVERY_INTERVAL_S):
             try:
                 recover_lost_work()
-            except Exception:  # the watchdog must outlive a database hiccup
+            except Exception:  # the watchdog must outlive a database or broker hiccup
                 logger.exception("recovery round failed")
             finally:
                 close_old_connections()

@@ -444,7 +444,7 @@ def space_profile_chunk(*, chunk_id: int) -> None:
             {"encodings": [encodings[i] for i in chunk.indices], "sample_input_shape": space.sample_input_shape,
              "timeout_s": 60.0, "metrics": space.profile_metrics or list(PROFILE_METRICS)},
             scratch=scratch, limits=_limits(), modules={"user_module.py": space.module_source},
-            on_tick=heartbeat, tick_s=5.0,
+            on_tick=heartbeat, tick_s=2.0,  # nasweb.recovery.HEARTBEAT_S: beats well inside the stale rule
         )
     except SandboxError as exc:
         if exc.kind == "cancelled":
