@@ -36,13 +36,10 @@ seed, space and evaluator give the same history, also across a kill and resume.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +52,14 @@ from tqdm.auto import tqdm
 
 from nastune.acquisition import Acquisition, ThompsonSampling, make_acquisition, select_batch
 from nastune.errors import SearchError
+from nastune.storage import (
+    STATE_FORMAT,
+    STATE_VERSION,
+    InMemoryStorage,
+    JSONFileStorage,
+    SearchStorage,
+    atomic_write_json,
+)
 
 if TYPE_CHECKING:
     from nastune.space import SearchSpace
@@ -64,8 +69,6 @@ __all__ = ["FIDELITIES", "Proposal", "SearchInstance", "atomic_write_json"]
 
 logger = logging.getLogger("nastune")
 
-STATE_FORMAT = "nastune.SearchInstance"
-STATE_VERSION = 1
 FIDELITIES = ("hi", "lo")
 
 #: Search options (keyword arguments of :class:`SearchInstance` beyond the named ones) and defaults.
@@ -115,29 +118,6 @@ def _finite_or_none(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, separators=(",", ":"), allow_nan=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable (not possible on every OS)
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 def _json_scalar(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -166,6 +146,8 @@ class SearchInstance:
         n_initial: size of the initial design.
         progress: tqdm bars.
         eval_budget: budget in high-fidelity evaluations (also set by :meth:`run_search`); ``None`` = no limit.
+        storage: where the configuration and evaluations live (a :class:`~nastune.storage.SearchStorage`);
+            default: a :class:`~nastune.storage.JSONFileStorage` at ``save_filename``, or memory.
         **options: see :data:`DEFAULT_OPTIONS`.
 
     Raises:
@@ -189,6 +171,7 @@ class SearchInstance:
         n_initial: int = 10,
         progress: bool = True,
         eval_budget: float | None = None,
+        storage: SearchStorage | None = None,
         **options: Any,
     ) -> None:
         if search_space is None and search_space_filename is None:
@@ -203,7 +186,11 @@ class SearchInstance:
         self.hi_fi_eval = hi_fi_eval
         self.lo_fi_eval = lo_fi_eval
         self.progress = bool(progress)
-        existing = self._read_state_file()
+        if storage is not None and save_filename is not None:
+            raise SearchError("give save_filename=... (a JSON file) or storage=..., not both")
+        self._storage = storage if storage is not None else (
+            JSONFileStorage(self.save_filename) if self.save_filename is not None else InMemoryStorage())
+        existing = self._storage.load_config()
         if existing is not None:
             self._load_state(existing)
             self._apply_overrides(
@@ -212,15 +199,13 @@ class SearchInstance:
             )
             logger.info(
                 "resuming search %r from %s: %d evaluations done, %d in flight",
-                self.name, self.save_filename, len(self._history), len(self._pending),
+                self.name, self.save_filename or type(self._storage).__name__, len(self._history), len(self._pending),
             )
         else:
             self._init_config(
                 name=name, hi_fi_cost=hi_fi_cost, lo_fi_cost=lo_fi_cost, seed=seed, acquisition=acquisition,
                 batch_size=batch_size, n_initial=n_initial, eval_budget=eval_budget, options=options,
             )
-            self._history: list[dict[str, Any]] = []
-            self._pending: list[dict[str, Any]] = []
             self._n_asks = 0
             self._created = _now()
             self._save()
@@ -346,8 +331,29 @@ class SearchInstance:
             info["fingerprint"] = fingerprint
         return info
 
+    @property
+    def storage(self) -> SearchStorage:
+        """Where this search's configuration and evaluations live."""
+        return self._storage
+
+    @property
+    def _history(self) -> list[dict[str, Any]]:
+        return self._storage.history()
+
+    @property
+    def _pending(self) -> list[dict[str, Any]]:
+        return self._storage.pending()
+
     def to_state(self) -> dict[str, Any]:
         """The whole search as JSON-serialisable plain data (what :meth:`from_state` restores)."""
+        return {
+            **self._config(),
+            "history": [dict(e) for e in self._history],
+            "pending": [dict(p) for p in self._pending],
+        }
+
+    def _config(self) -> dict[str, Any]:
+        """Everything but the evaluations (what :meth:`SearchStorage.save_config` stores)."""
         return {
             "format": STATE_FORMAT,
             "version": STATE_VERSION,
@@ -365,19 +371,18 @@ class SearchInstance:
             "budget": self.budget,
             "options": json.loads(json.dumps(self.options)),
             "n_asks": self._n_asks,
-            "history": [dict(e) for e in self._history],
-            "pending": [dict(p) for p in self._pending],
         }
 
     def _load_state(self, state: Mapping[str, Any]) -> None:
-        if state.get("format") != STATE_FORMAT:
+        """Restore the configuration (the evaluations stay in the storage)."""
+        if state.get("format", STATE_FORMAT) != STATE_FORMAT:
             raise SearchError(f"not a nastune search state (format {state.get('format')!r})")
-        if int(state.get("version", -1)) != STATE_VERSION:
+        if int(state.get("version", STATE_VERSION)) != STATE_VERSION:
             raise SearchError(
                 f"search state version {state.get('version')!r}; this nastune reads version {STATE_VERSION}"
             )
         space = dict(state.get("space") or {})
-        if int(space.get("n", -1)) != len(self.space):
+        if int(space.get("n", len(self.space))) != len(self.space):
             raise SearchError(
                 f"the saved search ran on a space of {space.get('n')} encodings, this one has {len(self.space)};"
                 " open it with the same search space"
@@ -398,25 +403,12 @@ class SearchInstance:
             self.lo_fi_cost = None if state.get("lo_fi_cost") is None else float(state["lo_fi_cost"])
             self.budget = self._check_budget(state.get("budget"))
             self.options = {**DEFAULT_OPTIONS, **dict(state.get("options") or {})}
-            self._n_asks = int(state["n_asks"])
-            self._history = [dict(e) for e in state["history"]]
-            self._pending = [dict(p) for p in state["pending"]]
+            self._n_asks = int(state.get("n_asks", 0))
         except (KeyError, TypeError, ValueError) as exc:
             raise SearchError(f"malformed search state: {exc!r}") from exc
 
-    def _read_state_file(self) -> dict[str, Any] | None:
-        if self.save_filename is None or not self.save_filename.exists():
-            return None
-        try:
-            with self.save_filename.open(encoding="utf-8") as fh:
-                state: dict[str, Any] = json.load(fh)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise SearchError(f"cannot read search state {self.save_filename}: {exc}") from exc
-        return state
-
     def _save(self) -> None:
-        if self.save_filename is not None:
-            atomic_write_json(self.save_filename, self.to_state())
+        self._storage.save_config(self._config())
 
     @classmethod
     def from_state(
@@ -451,6 +443,11 @@ class SearchInstance:
         self.space = search_space
         self.search_space_filename = None
         self.save_filename = Path(save_filename) if save_filename is not None else None
+        self._storage = InMemoryStorage(state)
+        if self.save_filename is not None:
+            file_storage = JSONFileStorage(self.save_filename)
+            file_storage._restore(self._storage.to_state())
+            self._storage = file_storage
         self.hi_fi_eval = hi_fi_eval
         self.lo_fi_eval = lo_fi_eval
         self.progress = bool(progress)
@@ -487,7 +484,7 @@ class SearchInstance:
     @property
     def spent(self) -> float:
         """Budget units (hi-fi evaluations) spent by finished evaluations, failed ones included."""
-        return float(sum(float(e["budget_units"]) for e in self._history))
+        return self._storage.spent()
 
     @property
     def pending_cost(self) -> float:
@@ -504,21 +501,15 @@ class SearchInstance:
     @property
     def best(self) -> tuple[tuple, float] | None:
         """``(encoding, value)`` of the best successful high-fidelity evaluation, ``None`` before one."""
-        best: dict[str, Any] | None = None
-        for e in self._history:
-            if e["fidelity"] == "hi" and e["value"] is not None and (best is None or e["value"] > best["value"]):
-                best = e
+        best = self._storage.incumbent("hi")
         if best is None:
             return None
-        return tuple(best["encoding"]), float(best["value"])
+        return self._encoding(int(best["index"])), float(best["value"])
 
     @property
     def best_index(self) -> int | None:
         """Space index of :attr:`best`, ``None`` before the first high-fidelity result."""
-        best: dict[str, Any] | None = None
-        for e in self._history:
-            if e["fidelity"] == "hi" and e["value"] is not None and (best is None or e["value"] > best["value"]):
-                best = e
+        best = self._storage.incumbent("hi")
         return None if best is None else int(best["index"])
 
     def best_curve(self) -> dict[str, list[Any]]:
@@ -640,8 +631,7 @@ class SearchInstance:
         if not proposals:  # nothing changes: a later ask (e.g. after a budget increase) draws the same numbers
             return []
         self._n_asks += 1
-        for p in proposals:
-            self._pending.append(
+        self._storage.create_pending([
                 {
                     "index": p.index,
                     "encoding": list(p.encoding),
@@ -652,7 +642,8 @@ class SearchInstance:
                     "predicted_std": p.predicted_std,
                     "reason": p.reason,
                 }
-            )
+            for p in proposals
+        ])
         self._save()
         return proposals
 
@@ -920,8 +911,6 @@ class SearchInstance:
                         f"candidate {index} already has a {fidelity}-fidelity result {e['value']}; got {val}"
                     )
         pend = next((p for p in self._pending if p["index"] == index and p["fidelity"] == fidelity), None)
-        if pend is not None:
-            self._pending.remove(pend)
         if failed and error is None:
             error = "the evaluator returned no finite value" if value is not None else "evaluation failed"
         spent_cost = self._fidelity_cost(fidelity) if cost is None else float(cost)
@@ -940,9 +929,8 @@ class SearchInstance:
             "predicted_std": None if pend is None else pend.get("predicted_std"),
             "reason": "told" if pend is None else pend.get("reason"),
         }
-        self._history.append(record)
+        self._storage.finish(record)
         self._model_key = None
-        self._save()
         if failed:
             logger.warning("search %r: evaluation %d (%s fidelity) failed: %s", self.name, index, fidelity, error)
         else:
@@ -955,12 +943,7 @@ class SearchInstance:
 
     def cancel(self, index: int, fidelity: str) -> bool:
         """Forget a pending evaluation that will never report (returns whether one was pending)."""
-        pend = next((p for p in self._pending if p["index"] == int(index) and p["fidelity"] == fidelity), None)
-        if pend is None:
-            return False
-        self._pending.remove(pend)
-        self._save()
-        return True
+        return self._storage.withdraw(int(index), fidelity)
 
     # -- synchronous driver ----------------------------------------------------------------------------------------
     def _evaluate(self, proposal_index: int, fidelity: str) -> tuple[float | None, str | None, float, float | None]:
@@ -1049,22 +1032,36 @@ class SearchInstance:
                 bar.update(self._history[-1]["budget_units"])
 
     # -- what the surrogate believes ---------------------------------------------------------------------------
-    def predict(self, encodings_or_indices: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    @property
+    def fitted_surrogate(self) -> DeepEnsemble | None:
+        """The surrogate as fine-tuned for the last proposals (with evaluations in flight it also holds the
+        Kriging believer's stand-in values for them), ``None`` before the first fit. Store it with
+        :func:`nastune.checkpoint.surrogate_bytes` and pass it back to :meth:`predict` to skip a refit."""
+        model = self._model
+        return model if model is not None and model.is_fitted else None
+
+    def predict(
+        self, encodings_or_indices: Any, *, surrogate: DeepEnsemble | None = None,
+    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """The fine-tuned surrogate's belief about some candidates.
 
         Args:
             encodings_or_indices: ``(m,)`` int indices or a list of encodings.
+            surrogate: a surrogate this search fine-tuned earlier (:attr:`fitted_surrogate`, e.g. stored
+                and loaded again); default: fine-tune one on the current history.
 
         Returns:
             ``{"hi": (mean, std), "lo": (mean, std) (when lo-fi results exist), metric: (mean, std), ...}``,
             each ``(m,)``, in original units. Before any result only the pretraining metrics are there.
         """
         idx = self._as_indices(encodings_or_indices)
-        obs_key = (len(self._history), self._n_asks)
-        if self._model_key != obs_key:
-            model = self._fit(np.random.default_rng([self.seed, self._n_asks, 1]))
-            self._model_key = obs_key if model is not None else None
-        model = self._model if self._model_key is not None else None
+        model = surrogate
+        if model is None:
+            obs_key = (len(self._history), self._n_asks)
+            if self._model_key != obs_key:
+                fitted = self._fit(np.random.default_rng([self.seed, self._n_asks, 1]))
+                self._model_key = obs_key if fitted is not None else None
+            model = self._model if self._model_key is not None else None
         out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         X = self._features[idx]
         if model is not None:

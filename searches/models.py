@@ -16,8 +16,8 @@ class SearchInstance(models.Model):
     """One Bayesian-optimisation search over a ready space.
 
     State machine: ``queued -> running <-> paused -> finished | cancelled | failed``.
-    ``engine_state`` is nastune's ``SearchInstance.to_state()``: the full history and the
-    pending proposals, from which a search step rebuilds the engine.
+    Its evaluations are the engine's history (``searches.storage``); ``n_asks`` is the engine's ask
+    counter, which seeds each proposal step's random choices and orders concurrent steps.
     """
 
     class State(models.TextChoices):
@@ -64,8 +64,7 @@ class SearchInstance(models.Model):
     best_value = models.FloatField(null=True, blank=True)
     best_index = models.IntegerField(null=True, blank=True)
     finished_count = models.PositiveIntegerField(default=0, help_text="evaluations finished so far (cursor)")
-    engine_state = models.JSONField(null=True, blank=True)
-    engine_version = models.PositiveIntegerField(default=0, help_text="bumped by every stored search step")
+    n_asks = models.PositiveIntegerField(default=0, help_text="proposal steps taken by the engine")
     surrogate_checkpoint = models.FileField(upload_to=_search_upload_path, max_length=300, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -93,9 +92,9 @@ class Evaluation(models.Model):
     """One training run (or lookup) of one encoding at one fidelity.
 
     ``attempt`` grows when a killed worker's evaluation is retried or a user retries a failed
-    one; each attempt is its own row, and only a finished attempt is told to the engine
-    (``told``), so nothing is counted twice. ``seq`` numbers finished evaluations in order
-    of finishing; the dashboard polls for ``seq > cursor``.
+    one; each attempt is its own row, and the engine sees only the last one (``retried`` marks
+    the replaced ones), so nothing is counted twice. ``seq`` numbers finished evaluations in
+    order of finishing; the dashboard polls for ``seq > cursor``.
     """
 
     class State(models.TextChoices):
@@ -129,7 +128,8 @@ class Evaluation(models.Model):
     log_file = models.CharField(max_length=300, blank=True)
     error = models.TextField(blank=True)
     seq = models.PositiveIntegerField(null=True, blank=True, help_text="order of finishing within the search")
-    told = models.BooleanField(default=False, help_text="the engine has this result")
+    ask = models.PositiveIntegerField(null=True, blank=True, help_text="the engine's ask that proposed it")
+    reason = models.CharField(max_length=16, blank=True, help_text="initial, acquisition, explore, ...")
     retried = models.BooleanField(default=False, help_text="a later attempt replaces this one")
     spent_after = models.FloatField(null=True, blank=True, help_text="search budget spent when this one finished")
     best_after = models.FloatField(null=True, blank=True, help_text="best hi-fi value when this one finished")
