@@ -8,8 +8,11 @@ from typing import Any
 from django import forms
 
 from nasweb.errors import DomainError
-from nasweb.uploads import read_module_upload
+from nasweb.uploads import read_module_upload, read_upload
+from searches import evaluator_kinds
+from searches.evaluator_kinds import Setting
 from searches.models import SearchInstance
+from searches.spec import DEFAULTS, SUGGESTIONS, SearchSpec
 from spaces import examples
 
 
@@ -107,29 +110,46 @@ class SpaceBundleForm(ServiceForm):
 # --------------------------------------------------------------------------------------------------
 
 
-IMAGE_FIELDS = ("dataset", "n_classes", "train_split", "eval_split", "epochs_hi", "epochs_lo", "batch_size",
-                "gpus_per_eval", "image_size")
+def _shown(value: Any) -> str | None:
+    """A default as the form shows it: ``1.0`` as ``1``."""
+    if value is None:
+        return None
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _spec_number(name: str, *, integer: bool = False, minimum: str = "0", **kwargs: Any) -> forms.Field:
+    """A number input of the spec; its initial value is the spec's default (or suggestion)."""
+    attrs = {"step": "1" if integer else "any", "inputmode": "numeric" if integer else "decimal", "min": minimum}
+    message = "must be an integer" if integer else "must be a number"
+    field_class = forms.IntegerField if integer else forms.FloatField
+    return field_class(initial=_shown(SUGGESTIONS.get(name)), widget=forms.NumberInput(attrs=attrs),
+                       error_messages={"invalid": message, "required": message}, **kwargs)
+
+
+def _setting_field(setting: Setting) -> forms.Field:
+    """The form field of one evaluator setting; empty means the setting's default, the kind judges the value."""
+    common: dict[str, Any] = {"label": setting.label, "required": False, "help_text": setting.help,
+                              "initial": _shown(setting.suggestion)}
+    if setting.type is str:
+        return forms.CharField(**common)
+    integer = setting.type is int
+    attrs = {"step": "1" if integer else "any", "inputmode": "numeric" if integer else "decimal",
+             "min": f"{setting.low:g}"}
+    field_class = forms.IntegerField if integer else forms.FloatField
+    return field_class(widget=forms.NumberInput(attrs=attrs), **common,
+                       error_messages={"invalid": "must be an integer" if integer else "must be a number"})
 
 
 class SearchForm(ServiceForm):
+    """A :class:`SearchSpec` from the browser. Field names are the spec's; each evaluator kind's
+    settings (``evaluator_config.<name>``) are fields of their own name, added from the kind registry."""
+
     space = forms.ChoiceField(label="Search space")
     name = forms.CharField(max_length=200, required=False)
     evaluator_kind = forms.ChoiceField(
-        label="Evaluator", widget=forms.RadioSelect, choices=SearchInstance.EvaluatorKind.choices,
-        initial=SearchInstance.EvaluatorKind.IMAGE_CLASSIFICATION,
+        label="Evaluator", widget=forms.RadioSelect, choices=evaluator_kinds.choices(),
+        initial=SUGGESTIONS["evaluator_kind"],
     )
-    # image classification
-    dataset = forms.CharField(required=False, help_text="A Hugging Face dataset name or a folder on the workers.")
-    n_classes = _number(label="Classes", initial="10", step="1", minimum="2", required=False)
-    train_split = forms.CharField(label="Training split", initial="train", required=False)
-    eval_split = forms.CharField(label="Evaluation split", initial="validation", required=False)
-    epochs_hi = _number(label="Epochs, high fidelity", initial="12", step="1", minimum="1", required=False)
-    epochs_lo = _number(label="Epochs, low fidelity", initial="3", step="1", minimum="1", required=False,
-                        help_text="Used when the low fidelity has a cost.")
-    batch_size = _number(label="Batch size", initial="64", step="1", minimum="1", required=False)
-    gpus_per_eval = _number(label="GPUs per evaluation", initial="1", step="1", minimum="0", required=False)
-    image_size = _number(label="Image size (px)", initial="224", step="1", minimum="8", required=False)
-    # uploaded evaluator module
     evaluator_module = forms.FileField(
         label="Evaluator module (.py)", required=False,
         help_text="A Python file defining evaluate(encoding, fidelity) -> float (higher is better).",
@@ -139,55 +159,67 @@ class SearchForm(ServiceForm):
         label="…or paste the evaluator source", required=False,
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "code"}),
     )
-    # tabular lookup
     evaluator_table = forms.FileField(
         label="Table (CSV)", required=False,
         help_text="Columns index, hi (and lo): the value of each encoding index per fidelity.",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
     )
-    delay_s = _number(label="Delay per lookup (s)", initial="0", minimum="0", required=False,
-                      help_text="Simulates training time in demos.")
-    # the search
-    hi_fi_cost = _number(label="High-fidelity cost", initial="1", minimum="0", required=False,
-                         help_text="Any unit (e.g. epochs); the budget counts high-fidelity evaluations.")
-    lo_fi_cost = _number(label="Low-fidelity cost", minimum="0", required=False,
-                         help_text="Empty: no low fidelity. Must be below the high-fidelity cost.")
-    budget = _number(label="Budget", initial="50", minimum="0", required=False,
-                     help_text="In high-fidelity evaluations.")
-    parallelism = _number(label="Parallel evaluations", initial="1", step="1", minimum="1", required=False)
-    seed = _number(label="Seed", initial="0", step="1", minimum="0", required=False)
-    acquisition = forms.ChoiceField(choices=SearchInstance.Acquisition.choices,
-                                    initial=SearchInstance.Acquisition.EI)
-
-    field_map = {f"evaluator_config.{name}": name for name in (*IMAGE_FIELDS, "delay_s")} | {
-        "evaluator_config": "dataset",
-    }
+    hi_fi_cost = _spec_number("hi_fi_cost", label="High-fidelity cost", required=False,
+                              help_text="Any unit (e.g. epochs); the budget counts high-fidelity evaluations.")
+    lo_fi_cost = _spec_number("lo_fi_cost", label="Low-fidelity cost", required=False,
+                              help_text="Empty: no low fidelity. Must be below the high-fidelity cost.")
+    budget = _spec_number("budget", label="Budget", help_text="In high-fidelity evaluations.")
+    parallelism = _spec_number("parallelism", integer=True, minimum="1", label="Parallel evaluations",
+                               required=False)
+    seed = _spec_number("seed", integer=True, label="Seed", required=False)
+    acquisition = forms.ChoiceField(choices=SearchInstance.Acquisition.choices, initial=SUGGESTIONS["acquisition"])
 
     def __init__(self, *args: Any, spaces: list[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["space"].choices = [(str(space.id), f"{space.name} ({space.n_encodings} encodings)")
                                         for space in spaces]
+        self.fields["evaluator_kind"].choices = evaluator_kinds.choices()  # kinds registered after import too
+        for kind in evaluator_kinds.KINDS.values():
+            for setting in kind.settings:
+                if setting.in_form:
+                    self.fields[setting.name] = _setting_field(setting)
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        if data.get("evaluator_module"):
-            self.field_map = {**self.field_map, "evaluator_source": "evaluator_module"}
-        return data
+    def evaluator_groups(self) -> list[dict[str, Any]]:
+        """Per kind: its label, description and bound fields (narrow ones side by side, text areas below)."""
+        groups = []
+        for kind in evaluator_kinds.KINDS.values():
+            names = [*kind.inputs, *(setting.name for setting in kind.settings if setting.in_form)]
+            fields = [self[name] for name in names]
+            wide = [field for field in fields if isinstance(field.field.widget, forms.Textarea)]
+            groups.append({"kind": kind, "narrow": [field for field in fields if field not in wide], "wide": wide})
+        return groups
 
-    def evaluator_source_text(self) -> str:
-        """The evaluator module source (an uploaded file wins over pasted text)."""
-        upload = self.cleaned_data.get("evaluator_module")
-        if upload:
-            try:
-                return upload.read().decode("utf-8-sig")
-            except UnicodeDecodeError:
-                raise DomainError("evaluator_module", "the module file is not UTF-8 text") from None
-        return self.cleaned_data.get("evaluator_source") or ""
+    def add_domain_error(self, error: DomainError, *, field_map: dict[str, str] | None = None) -> None:
+        # A kind's setting evaluator_config.<name> is the form field <name>.
+        field = (error.field or "").removeprefix("evaluator_config.")
+        self.add_error(field if field in self.fields else None, error.reason)
 
-    def evaluator_config(self) -> dict[str, Any]:
+    def spec(self) -> SearchSpec:
+        """The search asked for (uploads read here; an uploaded module wins over pasted text)."""
         data = self.cleaned_data
-        if data["evaluator_kind"] == SearchInstance.EvaluatorKind.IMAGE_CLASSIFICATION:
-            return {name: data[name].strip() for name in IMAGE_FIELDS if (data.get(name) or "").strip()}
-        if data["evaluator_kind"] == SearchInstance.EvaluatorKind.TABULAR:
-            return {"delay_s": (data.get("delay_s") or "").strip() or 0}
-        return {}
+        kind = evaluator_kinds.get(data["evaluator_kind"])
+        config = {}
+        for setting in kind.settings:
+            value = data.get(setting.name)
+            if setting.in_form and value is not None and value != "":
+                config[setting.name] = value
+        module = data.get("evaluator_module") if "evaluator_module" in kind.inputs else None
+        table = data.get("evaluator_table") if "evaluator_table" in kind.inputs else None
+        pasted = (data.get("evaluator_source") or "") if "evaluator_source" in kind.inputs else ""
+
+        def given(name: str) -> Any:
+            return DEFAULTS[name] if data.get(name) is None else data[name]
+
+        return SearchSpec(
+            name=data["name"], evaluator_kind=kind.name, budget=data["budget"], hi_fi_cost=given("hi_fi_cost"),
+            lo_fi_cost=data.get("lo_fi_cost"), parallelism=given("parallelism"), seed=given("seed"),
+            acquisition=data["acquisition"], evaluator_config=config,
+            evaluator_source="" if module else pasted,
+            evaluator_module=read_module_upload(module, field="evaluator_module") if module else None,
+            evaluator_table=read_upload(table, field="evaluator_table", text=False) if table else None,
+        )

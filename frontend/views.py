@@ -231,16 +231,7 @@ def search_new(request: HttpRequest) -> HttpResponse:
 def _create_search(request: HttpRequest, form: forms.SearchForm, space: SearchSpace | None) -> SearchInstance:
     if space is None:
         raise DomainError("space", "choose a ready search space")
-    data = form.cleaned_data
-    is_module = data["evaluator_kind"] == SearchInstance.EvaluatorKind.MODULE
-    return search_services.search_create(
-        owner=request.user, space=space, name=data["name"], evaluator_kind=data["evaluator_kind"],
-        budget=data["budget"], evaluator_config=form.evaluator_config(),
-        evaluator_source=form.evaluator_source_text() if is_module else "",
-        evaluator_table=data.get("evaluator_table"), hi_fi_cost=data["hi_fi_cost"] or "1",
-        lo_fi_cost=data["lo_fi_cost"], parallelism=data["parallelism"] or "1", seed=data["seed"] or "0",
-        acquisition=data["acquisition"],
-    )
+    return search_services.search_create(owner=request.user, space=space, spec=form.spec())
 
 
 def _table_params(request: HttpRequest) -> tuple[dict[str, Any], dict[str, str], list[str]]:

@@ -13,10 +13,10 @@ import logging
 from typing import Any
 
 import numpy as np
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from searches import services as search_services
 from searches.models import Evaluation, SearchInstance
+from searches.spec import SearchSpec
 from spaces import services as space_services
 from spaces.models import SearchSpace
 
@@ -81,14 +81,14 @@ def ensure_demo(owner: Any, *, write: Any = print) -> None:
     table = nb201_table_csv()
     write("Running the finished demo search...")
     finished = search_services.search_create(
-        owner=owner, space=space, name="CIFAR-10, 20 evaluations (finished example)", evaluator_kind="tabular",
-        evaluator_table=SimpleUploadedFile("nb201-cifar10.csv", table), evaluator_config={"delay_s": 0},
-        hi_fi_cost=200, budget=20, parallelism=1, seed=0,
+        owner=owner, space=space, spec=SearchSpec(
+            name="CIFAR-10, 20 evaluations (finished example)", evaluator_kind="tabular", evaluator_table=table,
+            evaluator_config={"delay_s": 0}, hi_fi_cost=200, budget=20, parallelism=1, seed=0),
     )
     run_search_inline(finished)
     search_services.search_create(
-        owner=owner, space=space, name="CIFAR-10 with a low fidelity, budget 60 (live)", evaluator_kind="tabular",
-        evaluator_table=SimpleUploadedFile("nb201-cifar10.csv", table), evaluator_config={"delay_s": 1.5},
-        hi_fi_cost=200, lo_fi_cost=10, budget=60, parallelism=2, seed=1,
+        owner=owner, space=space, spec=SearchSpec(
+            name="CIFAR-10 with a low fidelity, budget 60 (live)", evaluator_kind="tabular", evaluator_table=table,
+            evaluator_config={"delay_s": 1.5}, hi_fi_cost=200, lo_fi_cost=10, budget=60, parallelism=2, seed=1),
     )
     write("Demo searches created: one finished, one running (watch it live on the dashboard).")

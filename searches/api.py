@@ -12,7 +12,6 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
@@ -24,8 +23,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from nasweb.api import DownloadView, PagedView, error_responses, paginate
-from searches import selectors, services
+from nasweb.uploads import read_module_upload, read_upload
+from searches import evaluator_kinds, selectors, services
 from searches.models import Evaluation, SearchInstance
+from searches.spec import DEFAULTS, SearchSpec
 from spaces.api import MeanStdSerializer
 from spaces.models import SearchSpace
 from spaces.selectors import space_encodings, space_list
@@ -109,7 +110,7 @@ class SearchListApi(PagedView):
             queryset=SearchSpace.objects.none(), help_text="id of a ready search space of yours",
             error_messages={"does_not_exist": "no such search space", "incorrect_type": "must be a space id"})
         name = serializers.CharField(allow_blank=True, max_length=1000)
-        evaluator_kind = serializers.ChoiceField(choices=SearchInstance.EvaluatorKind.choices)
+        evaluator_kind = serializers.ChoiceField(choices=evaluator_kinds.choices())
         budget = serializers.FloatField(help_text="in hi-fi evaluations; must be more than 0")
         evaluator_config = JSONObjectField(required=False, help_text=(
             "image_classification: dataset, n_classes, epochs_hi (epochs_lo), batch_size, gpus_per_eval, ...; "
@@ -120,32 +121,30 @@ class SearchListApi(PagedView):
                                                  help_text="the evaluator module as text, instead of a file")
         evaluator_table = serializers.FileField(required=False, help_text="CSV with columns index, hi (and lo) "
                                                 "(evaluator_kind tabular)")
-        hi_fi_cost = serializers.FloatField(required=False, default=1.0)
-        lo_fi_cost = serializers.FloatField(required=False, allow_null=True, default=None,
+        hi_fi_cost = serializers.FloatField(required=False, default=DEFAULTS["hi_fi_cost"])
+        lo_fi_cost = serializers.FloatField(required=False, allow_null=True, default=DEFAULTS["lo_fi_cost"],
                                             help_text="set it to also evaluate at a low fidelity")
-        parallelism = serializers.IntegerField(required=False, default=1, help_text="evaluations in flight")
-        seed = serializers.IntegerField(required=False, default=0)
-        acquisition = serializers.ChoiceField(required=False, default="ei",
+        parallelism = serializers.IntegerField(required=False, default=DEFAULTS["parallelism"],
+                                               help_text="evaluations in flight")
+        seed = serializers.IntegerField(required=False, default=DEFAULTS["seed"])
+        acquisition = serializers.ChoiceField(required=False, default=DEFAULTS["acquisition"],
                                               choices=SearchInstance.Acquisition.choices)
 
         def __init__(self, *args: Any, owner: Any = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.fields["space"].queryset = space_list(owner=owner)
+            self.fields["evaluator_kind"].choices = evaluator_kinds.choices()  # kinds registered after import too
 
         def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-            upload = data.pop("evaluator_module", None)
-            if upload is not None:
-                if data.get("evaluator_source"):
-                    raise serializers.ValidationError(
-                        {"evaluator_module": "give either an evaluator module file or evaluator_source"})
-                if upload.size is not None and upload.size > 4 * settings.NASWEB_MAX_MODULE_CHARS:
-                    raise serializers.ValidationError({"evaluator_module": "the module file is over the limit of "
-                                                       f"{settings.NASWEB_MAX_MODULE_CHARS} characters"})
-                try:
-                    data["evaluator_source"] = upload.read().decode("utf-8-sig")
-                except UnicodeDecodeError:
-                    raise serializers.ValidationError({"evaluator_module": "the module is not UTF-8 text"}) from None
-            return data
+            """``space`` and the :class:`SearchSpec` (uploads read here; the service checks the rest)."""
+            module = data.pop("evaluator_module", None)
+            table = data.pop("evaluator_table", None)
+            space = data.pop("space")
+            return {"space": space, "spec": SearchSpec(
+                **data,
+                evaluator_module=None if module is None else read_module_upload(module, field="evaluator_module"),
+                evaluator_table=None if table is None else read_upload(table, field="evaluator_table", text=False),
+            )}
 
     @extend_schema(responses={200: SearchOutputSerializer(many=True), **error_responses(400)})
     def get(self, request: Request) -> Response:

@@ -1,11 +1,5 @@
-"""The three evaluators a web user can choose, validated at creation and run by the gpu queue.
-
-* ``image_classification``: the engine's ``create_img_class_evaluator`` (torchrun inside),
-  run in the sandbox since it builds networks from the space's user module;
-* ``module``: an uploaded module defining ``evaluate(encoding, fidelity) -> float``, run in
-  the sandbox;
-* ``tabular``: a CSV mapping encoding index to a value per fidelity, looked up here (data,
-  not code), with an optional artificial delay for demos.
+"""The data and rules of the built-in evaluators: tabular CSVs, image-classification arguments, what a
+worker hands an evaluator. The kinds themselves are registered in :mod:`searches.evaluator_kinds`.
 """
 
 from __future__ import annotations
@@ -21,54 +15,11 @@ from typing import Any
 from nasweb.errors import DomainError
 from nasweb.filecache import FileCache
 from searches.models import SearchInstance
-
-IMAGE_FIELDS = {
-    "dataset": str, "n_classes": int, "train_split": str, "eval_split": str, "dataset_config": str,
-    "epochs_hi": int, "epochs_lo": int, "batch_size": int, "gpus_per_eval": int, "image_size": int,
-}
+from usercode import SandboxLimits
 
 
 class EvaluatorValidationError(DomainError):
-    pass
-
-
-def _int(config: dict, key: str, low: int, high: int, default: int | None = None) -> int:
-    value = config.get(key, default)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise EvaluatorValidationError(f"evaluator_config.{key}", f"must be an integer from {low} to {high}")
-    return value
-
-
-def validate_image_config(config: Any, *, has_low_fidelity: bool) -> dict[str, Any]:
-    if not isinstance(config, dict):
-        raise EvaluatorValidationError("evaluator_config", "must be an object of image-classification settings")
-    unknown = sorted(set(config) - set(IMAGE_FIELDS))
-    if unknown:
-        raise EvaluatorValidationError(f"evaluator_config.{unknown[0]}",
-                                       f"unknown setting; known ones are {', '.join(sorted(IMAGE_FIELDS))}")
-    dataset = config.get("dataset")
-    if not isinstance(dataset, str) or not dataset.strip():
-        raise EvaluatorValidationError("evaluator_config.dataset",
-                                       "name a Hugging Face dataset or a server-side folder")
-    clean: dict[str, Any] = {
-        "dataset": dataset.strip(),
-        "n_classes": _int(config, "n_classes", 2, 100_000),
-        "train_split": str(config.get("train_split") or "train"),
-        "eval_split": str(config.get("eval_split") or "validation"),
-        "epochs_hi": _int(config, "epochs_hi", 1, 10_000),
-        "batch_size": _int(config, "batch_size", 1, 4096, 64),
-        "gpus_per_eval": _int(config, "gpus_per_eval", 0, 16, 1),
-        "image_size": _int(config, "image_size", 8, 1024, 224),
-    }
-    if config.get("dataset_config"):
-        clean["dataset_config"] = str(config["dataset_config"])
-    if has_low_fidelity:
-        clean["epochs_lo"] = _int(config, "epochs_lo", 1, 10_000)
-        if clean["epochs_lo"] >= clean["epochs_hi"]:
-            raise EvaluatorValidationError("evaluator_config.epochs_lo", "must be fewer than epochs_hi")
-    return clean
+    """Bad evaluator input (settings, table, kind); ``field`` names the input at fault."""
 
 
 def parse_table(data: bytes, *, n_encodings: int, needs_low: bool) -> dict[str, dict[int, float]]:
@@ -132,15 +83,13 @@ class EvaluationRequest:
     encoding_index: int
     fidelity: str
     log_path: Path
-    scratch: Path
+    scratch: Path  # the child process's own folder, removed afterwards
+    runs_folder: Path  # the search's folder of logs and training runs
     gpu: str
-    on_tick: Callable[[str], bool]
-
-
-def gpus_needed(search: SearchInstance) -> int:
-    if search.evaluator_kind == SearchInstance.EvaluatorKind.IMAGE_CLASSIFICATION:
-        return int(search.evaluator_config.get("gpus_per_eval", 1))
-    return 0
+    limits: SandboxLimits
+    on_tick: Callable[[str], bool]  # heartbeat with the log tail; False once the search is cancelled
+    tick_s: float
+    log_tail_chars: int
 
 
 def image_classification_payload(search: SearchInstance, fidelity: str, gpu: str, log_path: Path) -> dict:

@@ -500,10 +500,10 @@ def scheduling_overhead(var_dir: Path, n_evaluations: int, space_size: int) -> S
     import numpy as np
     from django.contrib.auth import get_user_model
     from django.core.files.base import ContentFile
-    from django.core.files.uploadedfile import SimpleUploadedFile
 
     from searches import services as search_services
     from searches.models import SearchInstance
+    from searches.spec import SearchSpec
     from spaces import engine
     from spaces.models import SearchSpace
     from spaces.services import _store_profile
@@ -528,8 +528,8 @@ def scheduling_overhead(var_dir: Path, n_evaluations: int, space_size: int) -> S
 
     table = "index,hi\n" + "".join(f"{i},{synthetic_value(i, 'hi')}\n" for i in range(len(encodings)))
     search = search_services.search_create(
-        owner=user, space=space, name="scheduling", evaluator_kind="tabular", budget=n_evaluations,
-        evaluator_table=SimpleUploadedFile("table.csv", table.encode()), parallelism=1, seed=0)
+        owner=user, space=space, spec=SearchSpec(name="scheduling", evaluator_kind="tabular", budget=n_evaluations,
+                                                 evaluator_table=table.encode(), parallelism=1, seed=0))
     worker = [sys.executable, "-m", "celery", "-A", "nasweb", "worker", "--queues", "search,gpu", "--pool",
               "prefork", "--concurrency", "2", "--loglevel", "WARNING", "--hostname", f"bench-{os.getpid()}@%h",
               "--without-gossip", "--without-mingle", "--without-heartbeat"]

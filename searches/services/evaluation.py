@@ -10,19 +10,18 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from searches import evaluators
+from searches.evaluator_kinds import EvaluationFailed, kind_of
 from searches.gpus import NoGpuAvailable, gpu_slots
 from searches.models import Evaluation, SearchInstance
 from searches.services.steering import CANCELLED, enqueue_step, next_attempt
-from searches.storage import EvaluationRowStorage
 from spaces.services import load_encodings
-from usercode import SandboxError, SandboxLimits, run_user_code, tail
+from usercode import SandboxError, SandboxLimits
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ def _replace_lost_attempt(lost: Evaluation, task_id: str) -> Evaluation | None:
         if not updated:
             return None
         if not retry_allowed:
-            EvaluationRowStorage(lost.search).place_in_order(lost.id)
+            _record_finish_order(Evaluation.objects.get(id=lost.id))
             enqueue_step(lost.search_id)
             return None
         retry = next_attempt(lost)
@@ -91,7 +90,7 @@ def evaluation_run(*, evaluation_id: int, task_id: str = "") -> None:
     Evaluation.objects.filter(id=evaluation.id).update(log_file=str(log_path))
     started = time.monotonic()
     try:
-        with gpu_slots(evaluators.gpus_needed(search)) as gpu:
+        with gpu_slots(kind_of(search).gpus_needed(search)) as gpu:
             Evaluation.objects.filter(id=evaluation.id).update(gpu=gpu)
             value = _evaluate(evaluation, search, gpu, log_path)
         error = None
@@ -123,43 +122,21 @@ def _heartbeat(evaluation_id: int, search_id: int, log_tail: str) -> bool:
 
 
 def _evaluate(evaluation: Evaluation, search: SearchInstance, gpu: str, log_path: Path) -> float:
-    kind = search.evaluator_kind
-
     def tick(log_tail: str) -> bool:
         return _heartbeat(evaluation.id, search.id, log_tail)
 
-    if kind == SearchInstance.EvaluatorKind.TABULAR:
-        return _evaluate_tabular(evaluation, search, log_path, tick)
-    encoding = load_encodings(search.space)[evaluation.encoding_index]
-    limits = SandboxLimits(memory_mb=settings.NASWEB_SANDBOX_MEMORY_MB, cpu_s=settings.NASWEB_SANDBOX_CPU_S,
-                           wall_s=settings.NASWEB_SANDBOX_WALL_S)
     scratch = Path(tempfile.mkdtemp(prefix="evaluate-", dir=_scratch_root()))
     try:
-        if kind == SearchInstance.EvaluatorKind.MODULE:
-            return float(run_user_code(
-                "evaluate_module", {"encoding": encoding, "fidelity": evaluation.fidelity}, scratch=scratch,
-                limits=limits, modules={"evaluator_module.py": search.evaluator_source}, log_path=log_path, gpu=gpu,
-                on_tick=tick, tick_s=HEARTBEAT_S,
-            ))
-        config = evaluators.image_classification_payload(search, evaluation.fidelity, gpu, log_path)
-        config.pop("log_path")
-        run_dir = _runs_folder(search) / "runs" / f"{evaluation.encoding_index}-{evaluation.fidelity}"
-        config.update(work_dir=str(run_dir.parent), run_dir=str(run_dir))
-        train_log = run_dir / "train.log"
-
-        def training_tick(child_log: str) -> bool:
-            return tick(tail(train_log, LOG_TAIL_CHARS) or child_log)
-
-        try:
-            return float(run_user_code(
-                "evaluate_image_classification", {"encoding": encoding, "config": config}, scratch=scratch,
-                limits=limits, modules={"user_module.py": search.space.module_source}, log_path=log_path, gpu=gpu,
-                on_tick=training_tick, tick_s=HEARTBEAT_S,
-            ))
-        finally:
-            if train_log.exists():
-                with log_path.open("a") as log:
-                    log.write(f"\n--- training log ({train_log}) ---\n{tail(train_log, 200_000)}")
+        return kind_of(search).run(evaluators.EvaluationRequest(
+            search=search, encoding=load_encodings(search.space)[evaluation.encoding_index],
+            encoding_index=evaluation.encoding_index, fidelity=evaluation.fidelity, log_path=log_path,
+            scratch=scratch, runs_folder=_runs_folder(search), gpu=gpu, on_tick=tick, tick_s=HEARTBEAT_S,
+            log_tail_chars=LOG_TAIL_CHARS,
+            limits=SandboxLimits(memory_mb=settings.NASWEB_SANDBOX_MEMORY_MB, cpu_s=settings.NASWEB_SANDBOX_CPU_S,
+                                 wall_s=settings.NASWEB_SANDBOX_WALL_S),
+        ))
+    except EvaluationFailed as exc:
+        raise _EvaluationFailed(str(exc)) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -170,41 +147,41 @@ def _scratch_root() -> Path:
     return root
 
 
-def _evaluate_tabular(evaluation: Evaluation, search: SearchInstance, log_path: Path, tick: Any) -> float:
-    table = evaluators.load_table(search)
-    delay = float(search.evaluator_config.get("delay_s", 0))
-    with log_path.open("a") as log:
-        log.write(f"tabular lookup of encoding {evaluation.encoding_index} ({evaluation.fidelity} fidelity)\n")
-    deadline = time.monotonic() + delay
-    while time.monotonic() < deadline:
-        time.sleep(min(HEARTBEAT_S, max(0.0, deadline - time.monotonic())))
-        if not tick(log_path.read_text()):
-            raise SandboxError("cancelled", "stopped: the search was cancelled")
-    value = table.get(evaluation.fidelity, {}).get(evaluation.encoding_index)
-    if value is None:
-        raise _EvaluationFailed(
-            f"the table has no {evaluation.fidelity} value for encoding {evaluation.encoding_index}")
-    with log_path.open("a") as log:
-        log.write(f"value {value}\n")
-    return value
+def _record_finish_order(evaluation: Evaluation) -> None:
+    """Give a finished evaluation its place in the search's order and the curve's running figures.
+
+    Runs in the caller's transaction with the search row locked, so ``seq`` is gap-free.
+    """
+    search = SearchInstance.objects.select_for_update().get(id=evaluation.search_id)
+    search.finished_count += 1
+    if evaluation.state == Evaluation.State.DONE:
+        search.spent += evaluation.cost
+        if evaluation.fidelity == Evaluation.Fidelity.HI and evaluation.value is not None and (
+                search.best_value is None or evaluation.value > search.best_value):
+            search.best_value = evaluation.value
+            search.best_index = evaluation.encoding_index
+    Evaluation.objects.filter(id=evaluation.id).update(
+        seq=search.finished_count, spent_after=search.spent, best_after=search.best_value)
+    search.save(update_fields=["finished_count", "spent", "best_value", "best_index", "updated_at"])
 
 
 def _finish(evaluation: Evaluation, *, value: float | None, error: str | None, duration_s: float | None = None,
             log_path: Path | None = None) -> None:
     search = evaluation.search
-    units = (search.lo_fi_cost if evaluation.fidelity == Evaluation.Fidelity.LO else search.hi_fi_cost) / \
+    cost = (search.lo_fi_cost if evaluation.fidelity == Evaluation.Fidelity.LO else search.hi_fi_cost) / \
         search.hi_fi_cost
     log_tail = ""
     if log_path is not None and log_path.exists():
         log_tail = log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
     with transaction.atomic():
-        recorded = EvaluationRowStorage(search).finish({
-            "id": evaluation.id, "index": evaluation.encoding_index, "fidelity": evaluation.fidelity,
-            "value": value if error is None else None, "error": error,
-            "budget_units": units if error is None else 0.0, "duration_s": duration_s, "log_tail": log_tail,
-        })
-        if not recorded:
+        updated = Evaluation.objects.filter(id=evaluation.id, state=Evaluation.State.RUNNING).update(
+            state=Evaluation.State.DONE if error is None else Evaluation.State.FAILED,
+            value=value, error=error or "", cost=cost if error is None else 0.0, finished_at=timezone.now(),
+            duration_s=duration_s, log_tail=log_tail, heartbeat_at=timezone.now(),
+        )
+        if not updated:
             return  # cancelled or taken over meanwhile: this result must not count
+        _record_finish_order(Evaluation.objects.get(id=evaluation.id))
         enqueue_step(search.id)
     logger.info("evaluation %s of search %s: encoding %s %s -> %s", evaluation.id, search.id,
                 evaluation.encoding_index, evaluation.fidelity, value if error is None else f"failed: {error[:200]}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import uuid
@@ -11,95 +10,38 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
-from nasweb.errors import ConflictError, DomainError, NotFoundError
-from searches import evaluators
+from nasweb.errors import ConflictError, NotFoundError
+from searches import evaluator_kinds
 from searches.models import Evaluation, SearchInstance
+from searches.spec import SearchSpec, SearchValidationError
 from spaces.models import SearchSpace
-from spaces.services import validate_module_source
 
 logger = logging.getLogger(__name__)
 
 CANCELLED = "cancelled with its search"
 
 
-class SearchValidationError(DomainError):
-    """Bad input for a search; ``field`` names the form/API field at fault."""
-
-
-def _number(value: Any, field: str, *, low: float, high: float, integer: bool = False,
-            low_inclusive: bool = True) -> Any:
-    try:
-        number = int(value) if integer else float(value)
-    except (TypeError, ValueError):
-        raise SearchValidationError(field, "must be an integer" if integer else "must be a number") from None
-    if integer and float(value) != number:
-        raise SearchValidationError(field, "must be an integer")
-    if not (low <= number if low_inclusive else low < number) or number > high:
-        bound = f"{'at least' if low_inclusive else 'more than'} {low:g}"
-        raise SearchValidationError(field, f"must be {bound} and at most {high:g}")
-    return number
-
-
-def search_create(
-    *, owner: Any, space: SearchSpace, name: str, evaluator_kind: str, budget: Any,
-    evaluator_config: dict | None = None, evaluator_source: str = "", evaluator_table: UploadedFile | None = None,
-    hi_fi_cost: Any = 1.0, lo_fi_cost: Any = None, parallelism: Any = 1, seed: Any = 0, acquisition: str = "ei",
-) -> SearchInstance:
+def search_create(*, owner: Any, space: SearchSpace, spec: SearchSpec) -> SearchInstance:
     """Validate everything, then store the search and enqueue its first step."""
     if space.owner_id != owner.id:
         raise NotFoundError("space", "no such search space")
     if space.state != SearchSpace.State.READY:
         raise SearchValidationError("space", f"the search space is {space.state}, not ready; wait until it is")
-    name = (name or "").strip()
-    if not name or len(name) > 120:
-        raise SearchValidationError("name", "give the search a name of at most 120 characters")
-    budget = _number(budget, "budget", low=0, high=1_000_000, low_inclusive=False)
-    hi_fi_cost = _number(hi_fi_cost, "hi_fi_cost", low=0, high=1e9, low_inclusive=False)
-    if lo_fi_cost in (None, ""):
-        lo_fi_cost = None
-    else:
-        lo_fi_cost = _number(lo_fi_cost, "lo_fi_cost", low=0, high=1e9, low_inclusive=False)
-        if lo_fi_cost >= hi_fi_cost:
-            raise SearchValidationError("lo_fi_cost", "the low fidelity must cost less than the high fidelity")
-    parallelism = _number(parallelism, "parallelism", low=1, high=64, integer=True)
-    seed = _number(seed, "seed", low=0, high=2**31 - 1, integer=True)
-    if acquisition not in SearchInstance.Acquisition.values:
-        raise SearchValidationError("acquisition", f"choose one of {', '.join(SearchInstance.Acquisition.values)}")
-    if evaluator_kind not in SearchInstance.EvaluatorKind.values:
-        raise SearchValidationError("evaluator_kind",
-                                    f"choose one of {', '.join(SearchInstance.EvaluatorKind.values)}")
-
-    config: dict[str, Any] = {}
-    table_bytes: bytes | None = None
-    source = ""
-    if evaluator_kind == SearchInstance.EvaluatorKind.IMAGE_CLASSIFICATION:
-        config = evaluators.validate_image_config(evaluator_config or {}, has_low_fidelity=lo_fi_cost is not None)
-    elif evaluator_kind == SearchInstance.EvaluatorKind.MODULE:
-        source = validate_module_source(evaluator_source or "", field="evaluator_source", function="evaluate")
-    else:
-        if evaluator_table is None:
-            raise SearchValidationError("evaluator_table", "upload the CSV table (columns index, hi, lo)")
-        if evaluator_table.size and evaluator_table.size > settings.NASWEB_MAX_UPLOAD_MB * 2**20:
-            raise SearchValidationError("evaluator_table", f"the file is over {settings.NASWEB_MAX_UPLOAD_MB} MB")
-        table_bytes = evaluator_table.read()
-        evaluators.parse_table(table_bytes, n_encodings=space.n_encodings, needs_low=lo_fi_cost is not None)
-        delay = (evaluator_config or {}).get("delay_s", 0)
-        config = {"delay_s": _number(delay, "evaluator_config.delay_s", low=0, high=3600)}
+    spec = spec.checked()
+    stored = evaluator_kinds.get(spec.evaluator_kind).validate(spec, space)
 
     with transaction.atomic():
         search = SearchInstance(
-            uid=uuid.uuid4(), owner=owner, space=space, name=name, evaluator_kind=evaluator_kind,
-            evaluator_config=config, evaluator_source=source,
-            evaluator_sha256=hashlib.sha256(source.encode()).hexdigest() if source else "",
-            hi_fi_cost=hi_fi_cost, lo_fi_cost=lo_fi_cost, budget=budget, parallelism=parallelism, seed=seed,
-            acquisition=acquisition,
+            uid=uuid.uuid4(), owner=owner, space=space, name=spec.name, evaluator_kind=spec.evaluator_kind,
+            evaluator_config=stored.config, evaluator_source=stored.source, evaluator_sha256=stored.source_sha256,
+            hi_fi_cost=spec.hi_fi_cost, lo_fi_cost=spec.lo_fi_cost, budget=spec.budget,
+            parallelism=spec.parallelism, seed=spec.seed, acquisition=spec.acquisition,
         )
-        if table_bytes is not None:
-            search.evaluator_table.save("table.csv", ContentFile(table_bytes), save=False)
+        if stored.table is not None:
+            search.evaluator_table.save("table.csv", ContentFile(stored.table), save=False)
         search.save()
         enqueue_step(search.id)
     return search
@@ -154,8 +96,7 @@ def search_cancel(*, search: SearchInstance) -> SearchInstance:
                     ended_at=timezone.now())
         open_evaluations = search.evaluations.filter(state__in=(Evaluation.State.QUEUED, Evaluation.State.RUNNING))
         task_ids = [task_id for task_id in open_evaluations.values_list("task_id", flat=True) if task_id]
-        open_evaluations.update(state=Evaluation.State.FAILED, error=CANCELLED, finished_at=timezone.now(),
-                                told=True)
+        open_evaluations.update(state=Evaluation.State.FAILED, error=CANCELLED, finished_at=timezone.now())
     if task_ids:
         # Running evaluations also notice the cancellation on their next heartbeat and kill their child.
         celery_app.control.revoke(task_ids)
@@ -172,7 +113,7 @@ def search_delete(*, search: SearchInstance) -> None:
 
 
 def evaluation_retry(*, evaluation: Evaluation) -> Evaluation:
-    """Run a failed evaluation again as a new attempt; its result is then told to the engine."""
+    """Run a failed evaluation again as a new attempt, which replaces it in the engine's history."""
     search = evaluation.search
     if evaluation.state != Evaluation.State.FAILED or evaluation.retried:
         raise ConflictError("state", "only a failed evaluation that was not retried yet can be retried")

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from django.conf import settings
 
 from searches import services
 from searches.models import Evaluation, SearchInstance
+from searches.spec import SearchSpec
 
 
 def tiny_image_dataset(folder: Path, n_classes: int = 10) -> Path:
@@ -38,12 +40,14 @@ def tiny_image_dataset(folder: Path, n_classes: int = 10) -> Path:
 @pytest.mark.slow
 def test_built_in_image_classification_evaluator_trains_and_reports_accuracy(
         ready_space, start_worker, users, tmp_path: Path) -> None:
-    dataset = tiny_image_dataset(tmp_path)
+    # Server-side datasets must lie in NASWEB_DATASET_DIRS: the sandbox is shown them read-only.
+    dataset = tiny_image_dataset(Path(settings.NASWEB_DATASET_DIRS[0]) / f"test-{time.monotonic_ns()}")
     search = services.search_create(
-        owner=users["owner"], space=ready_space, name="train tiny nets", evaluator_kind="image_classification",
-        evaluator_config={"dataset": str(dataset), "n_classes": 10, "epochs_hi": 1, "batch_size": 8,
-                          "gpus_per_eval": 0, "image_size": 8},
-        budget=1, parallelism=1, seed=0,
+        owner=users["owner"], space=ready_space, spec=SearchSpec(
+            name="train tiny nets", evaluator_kind="image_classification",
+            evaluator_config={"dataset": str(dataset), "n_classes": 10, "epochs_hi": 1, "batch_size": 8,
+                              "gpus_per_eval": 0, "image_size": 8},
+            budget=1, parallelism=1, seed=0),
     )
     start_worker(name="trainer")
     deadline = time.monotonic() + 600

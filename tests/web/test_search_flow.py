@@ -11,6 +11,7 @@ import pytest
 
 from searches import services as search_services
 from searches.models import Evaluation, SearchInstance
+from searches.spec import SearchSpec
 from spaces.models import SearchSpace
 from tests.web.test_space_pipeline import tiny_encodings
 
@@ -60,9 +61,9 @@ def assert_every_evaluation_counted_once(search: SearchInstance) -> list[Evaluat
 def create_search(space: SearchSpace, owner, *, delay: float = 0.0, budget: float = 5, parallelism: int = 2,
                   lo_fi_cost: float | None = None) -> SearchInstance:
     return search_services.search_create(
-        owner=owner, space=space, name="tiny search", evaluator_kind="module",
-        evaluator_source=EVALUATOR.format(delay=delay), budget=budget, parallelism=parallelism, seed=3,
-        hi_fi_cost=10, lo_fi_cost=lo_fi_cost,
+        owner=owner, space=space, spec=SearchSpec(
+            name="tiny search", evaluator_kind="module", evaluator_source=EVALUATOR.format(delay=delay), budget=budget,
+            parallelism=parallelism, seed=3, hi_fi_cost=10, lo_fi_cost=lo_fi_cost),
     )
 
 
