@@ -20,6 +20,7 @@ from searches.evaluator_kinds import EvaluationFailed, kind_of
 from searches.gpus import NoGpuAvailable, gpu_slots
 from searches.models import Evaluation, SearchInstance
 from searches.services.steering import CANCELLED, enqueue_step, next_attempt
+from searches.storage import EvaluationRowStorage
 from spaces.services import load_encodings
 from usercode import SandboxError, SandboxLimits
 
@@ -59,7 +60,7 @@ def _replace_lost_attempt(lost: Evaluation, task_id: str) -> Evaluation | None:
         if not updated:
             return None
         if not retry_allowed:
-            _record_finish_order(Evaluation.objects.get(id=lost.id))
+            EvaluationRowStorage(lost.search).place_in_order(lost.id)
             enqueue_step(lost.search_id)
             return None
         retry = next_attempt(lost)
@@ -147,41 +148,22 @@ def _scratch_root() -> Path:
     return root
 
 
-def _record_finish_order(evaluation: Evaluation) -> None:
-    """Give a finished evaluation its place in the search's order and the curve's running figures.
-
-    Runs in the caller's transaction with the search row locked, so ``seq`` is gap-free.
-    """
-    search = SearchInstance.objects.select_for_update().get(id=evaluation.search_id)
-    search.finished_count += 1
-    if evaluation.state == Evaluation.State.DONE:
-        search.spent += evaluation.cost
-        if evaluation.fidelity == Evaluation.Fidelity.HI and evaluation.value is not None and (
-                search.best_value is None or evaluation.value > search.best_value):
-            search.best_value = evaluation.value
-            search.best_index = evaluation.encoding_index
-    Evaluation.objects.filter(id=evaluation.id).update(
-        seq=search.finished_count, spent_after=search.spent, best_after=search.best_value)
-    search.save(update_fields=["finished_count", "spent", "best_value", "best_index", "updated_at"])
-
-
 def _finish(evaluation: Evaluation, *, value: float | None, error: str | None, duration_s: float | None = None,
             log_path: Path | None = None) -> None:
     search = evaluation.search
-    cost = (search.lo_fi_cost if evaluation.fidelity == Evaluation.Fidelity.LO else search.hi_fi_cost) / \
+    units = (search.lo_fi_cost if evaluation.fidelity == Evaluation.Fidelity.LO else search.hi_fi_cost) / \
         search.hi_fi_cost
     log_tail = ""
     if log_path is not None and log_path.exists():
         log_tail = log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
     with transaction.atomic():
-        updated = Evaluation.objects.filter(id=evaluation.id, state=Evaluation.State.RUNNING).update(
-            state=Evaluation.State.DONE if error is None else Evaluation.State.FAILED,
-            value=value, error=error or "", cost=cost if error is None else 0.0, finished_at=timezone.now(),
-            duration_s=duration_s, log_tail=log_tail, heartbeat_at=timezone.now(),
-        )
-        if not updated:
+        recorded = EvaluationRowStorage(search).finish({
+            "id": evaluation.id, "index": evaluation.encoding_index, "fidelity": evaluation.fidelity,
+            "value": value if error is None else None, "error": error,
+            "budget_units": units if error is None else 0.0, "duration_s": duration_s, "log_tail": log_tail,
+        })
+        if not recorded:
             return  # cancelled or taken over meanwhile: this result must not count
-        _record_finish_order(Evaluation.objects.get(id=evaluation.id))
         enqueue_step(search.id)
     logger.info("evaluation %s of search %s: encoding %s %s -> %s", evaluation.id, search.id,
                 evaluation.encoding_index, evaluation.fidelity, value if error is None else f"failed: {error[:200]}")
