@@ -183,6 +183,11 @@ NASWEB_MAX_MODULE_CHARS = env_int("NASWEB_MAX_MODULE_CHARS", 200_000, minimum=10
 NASWEB_SANDBOX_MEMORY_MB = env_int("NASWEB_SANDBOX_MEMORY_MB", 8192, minimum=256)
 NASWEB_SANDBOX_CPU_S = env_int("NASWEB_SANDBOX_CPU_S", 3600, minimum=1)
 NASWEB_SANDBOX_WALL_S = env_float("NASWEB_SANDBOX_WALL_S", 1800.0, minimum=1.0)
+NASWEB_SANDBOX_PROCESSES = env_int("NASWEB_SANDBOX_PROCESSES", 512, minimum=16)
+# Read again by usercode.sandbox in each worker; checked here so that a typo stops start-up.
+NASWEB_SANDBOX = env_choice("NASWEB_SANDBOX", "bwrap", ("bwrap", "none"))
+# Server-side image datasets must lie in one of these folders (the sandbox is shown them read-only).
+NASWEB_DATASET_DIRS = [Path(p) for p in env_list("NASWEB_DATASET_DIRS", [str(VAR_DIR / "datasets")])]
 NASWEB_MAX_ATTEMPTS = env_int("NASWEB_MAX_ATTEMPTS", 3, minimum=1)
 # A running evaluation or profiling chunk whose heartbeat (every 2 s, nasweb.recovery.HEARTBEAT_S) is
 # older than this is taken to be lost; with a watchdog round every 5 s a dead worker's work is sent

@@ -16,10 +16,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from django.conf import settings
+
 from searches import evaluators
 from searches.evaluators import EvaluationRequest, EvaluatorValidationError
 from spaces.services import validate_module_source
 from usercode import SandboxError, run_user_code, tail
+from usercode.inputs import dataset_for_sandbox, working_copy
 
 if TYPE_CHECKING:
     from searches.models import SearchInstance
@@ -172,22 +175,30 @@ class ImageClassificationKind(EvaluatorKind):
         config = evaluators.image_classification_payload(search, request.fidelity, request.gpu, request.log_path)
         config.pop("log_path")
         run_dir = request.runs_folder / "runs" / f"{request.encoding_index}-{request.fidelity}"
-        config.update(work_dir=str(run_dir.parent), run_dir=str(run_dir))
-        train_log = run_dir / "train.log"
+        # The sandbox has no network and writes only its scratch folder: the dataset is shown to it
+        # read-only (a Hub dataset is downloaded here first), the run folder is copied in and out.
+        inputs = dataset_for_sandbox(config, cache_root=settings.MEDIA_ROOT / "hub-datasets",
+                                     allowed_roots=settings.NASWEB_DATASET_DIRS)
+        scratch = request.scratch
+        with working_copy(run_dir, scratch) as sandbox_run:
+            config.update(work_dir=str(scratch / "runs"), run_dir=str(sandbox_run))
+            train_log = sandbox_run / "train.log"
 
-        def training_tick(child_log: str) -> bool:
-            return request.on_tick(tail(train_log, request.log_tail_chars) or child_log)
+            def training_tick(child_log: str) -> bool:
+                return request.on_tick(tail(train_log, request.log_tail_chars, within=scratch) or child_log)
 
-        try:
-            return float(run_user_code(
-                "evaluate_image_classification", {"encoding": request.encoding, "config": config},
-                scratch=request.scratch, limits=request.limits, modules={"user_module.py": search.space.module_source},
-                log_path=request.log_path, gpu=request.gpu, on_tick=training_tick, tick_s=request.tick_s,
-            ))
-        finally:
-            if train_log.exists():
-                with request.log_path.open("a") as log:
-                    log.write(f"\n--- training log ({train_log}) ---\n{tail(train_log, 200_000)}")
+            try:
+                return float(run_user_code(
+                    "evaluate_image_classification", {"encoding": request.encoding, "config": config},
+                    scratch=scratch, limits=request.limits, modules={"user_module.py": search.space.module_source},
+                    log_path=request.log_path, gpu=request.gpu, on_tick=training_tick, tick_s=request.tick_s,
+                    read_only=inputs,
+                ))
+            finally:
+                training_log = tail(train_log, 200_000, within=scratch)
+                if training_log:
+                    with request.log_path.open("a") as log:
+                        log.write(f"\n--- training log ({run_dir / 'train.log'}) ---\n{training_log}")
 
 
 class ModuleKind(EvaluatorKind):

@@ -339,7 +339,7 @@ def load_encodings(space: SearchSpace) -> list[list[Any]]:
 
 def _limits(wall_s: float | None = None) -> SandboxLimits:
     return SandboxLimits(memory_mb=settings.NASWEB_SANDBOX_MEMORY_MB, cpu_s=settings.NASWEB_SANDBOX_CPU_S,
-                         wall_s=wall_s or settings.NASWEB_SANDBOX_WALL_S)
+                         wall_s=wall_s or settings.NASWEB_SANDBOX_WALL_S, processes=settings.NASWEB_SANDBOX_PROCESSES)
 
 
 def _scratch(kind: str) -> Path:

@@ -5,17 +5,23 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import resource
 import sys
 import traceback
 from pathlib import Path
 from typing import Any
 
-OUTPUT = "output.json"
-PAYLOAD = "payload.json"
+from usercode.sandbox import OUTPUT, PAYLOAD
 
 
-def _child_main(entry: str, scratch: Path) -> int:
-    """Child side: run ``usercode.entrypoints.<entry>`` on the payload and write the answer."""
+def _child_main(entry: str, scratch: Path, max_processes: int | None = None) -> int:
+    """Child side: run ``usercode.entrypoints.<entry>`` on the payload and write the answer.
+
+    ``max_processes`` (given inside bubblewrap's fresh user namespace, where RLIMIT_NPROC counts only
+    this sandbox's tasks) caps the processes and threads the user code may have at once.
+    """
+    if max_processes:
+        resource.setrlimit(resource.RLIMIT_NPROC, (max_processes, max_processes))
     sys.path.insert(0, str(scratch))
     output = scratch / OUTPUT
     try:
@@ -38,4 +44,4 @@ def _child_main(entry: str, scratch: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_child_main(sys.argv[1], Path(sys.argv[2])))
+    sys.exit(_child_main(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else None))

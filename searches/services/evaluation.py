@@ -134,7 +134,7 @@ def _evaluate(evaluation: Evaluation, search: SearchInstance, gpu: str, log_path
             scratch=scratch, runs_folder=_runs_folder(search), gpu=gpu, on_tick=tick, tick_s=HEARTBEAT_S,
             log_tail_chars=LOG_TAIL_CHARS,
             limits=SandboxLimits(memory_mb=settings.NASWEB_SANDBOX_MEMORY_MB, cpu_s=settings.NASWEB_SANDBOX_CPU_S,
-                                 wall_s=settings.NASWEB_SANDBOX_WALL_S),
+                                 wall_s=settings.NASWEB_SANDBOX_WALL_S, processes=settings.NASWEB_SANDBOX_PROCESSES),
         ))
     except EvaluationFailed as exc:
         raise _EvaluationFailed(str(exc)) from None

@@ -1,4 +1,4 @@
-"""User code runs in a limited child process with no secrets in its environment."""
+"""User code runs in a limited, isolated sandbox with no secrets in its environment (attacks: tests/security/)."""
 
 from __future__ import annotations
 
@@ -99,19 +99,55 @@ def test_on_tick_can_cancel_and_sees_the_log(tmp_path: Path) -> None:
     assert any("step 3" in tail for tail in seen)
 
 
+def running_with_argument(marker: str) -> list[int]:
+    """Host pids of live (not zombie) processes whose command line contains ``marker``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if marker in (proc / "cmdline").read_bytes().decode(errors="replace") and \
+                    "State:\tZ" not in (proc / "status").read_text():
+                found.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def test_children_of_user_code_die_with_it(tmp_path: Path) -> None:
-    pid_file = tmp_path / "grandchild.pid"
+    marker = f"{time.time_ns() % 10**6 + 1000}.5"
     source = (
         "import subprocess, time\n"
         "def evaluate(e, f):\n"
-        f"    child = subprocess.Popen(['sleep', '120'])\n"
-        f"    open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        f"    subprocess.Popen(['sleep', {marker!r}])\n"
         "    time.sleep(60)\n"
     )
     with pytest.raises(SandboxError):
         evaluate(tmp_path, source, limits=SandboxLimits(memory_mb=2048, cpu_s=60, wall_s=2))
-    grandchild = int(pid_file.read_text())
-    time.sleep(0.3)
-    status = Path(f"/proc/{grandchild}/status")
-    # Gone, or a zombie waiting for init to reap it: either way it no longer runs.
-    assert not status.exists() or "State:\tZ" in status.read_text()
+    assert running_with_argument(marker) == []
+
+
+def test_without_bubblewrap_the_worker_refuses_with_a_clear_message(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on this PATH
+    monkeypatch.delenv("NASWEB_SANDBOX", raising=False)
+    with pytest.raises(SandboxError) as caught:
+        evaluate(tmp_path, "def evaluate(e, f):\n    return 1.0\n")
+    assert caught.value.kind == "unavailable"
+    assert "apt-get install bubblewrap" in caught.value.message and "NASWEB_SANDBOX=none" in caught.value.message
+    assert not (tmp_path / "scratch" / "output.json").exists()
+
+
+def test_the_development_opt_out_runs_without_isolation_and_warns_every_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("NASWEB_SANDBOX", "none")
+    source = "import os\ndef evaluate(e, f):\n    return float(os.path.exists('/etc/shadow'))\n"
+    with caplog.at_level("WARNING", logger="usercode.sandbox"):
+        assert evaluate(tmp_path, source) == float(Path("/etc/shadow").exists())
+        evaluate(tmp_path, source)
+    warnings = [r for r in caplog.records if "WITHOUT isolation" in r.getMessage()]
+    assert len(warnings) == 2
+
+
+def test_a_misspelled_isolation_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NASWEB_SANDBOX", "bubblewrap")
+    with pytest.raises(ValueError, match="NASWEB_SANDBOX is 'bubblewrap'; use 'bwrap'"):
+        evaluate(tmp_path, "def evaluate(e, f):\n    return 1.0\n")
