@@ -266,6 +266,9 @@ def _evaluations_context(request: HttpRequest, search: SearchInstance) -> dict[s
     arguments, echo, errors = _table_params(request)
     evaluations = search_selectors.evaluation_list(search=search, **arguments)
     paged = Paginator(evaluations, EVALUATIONS_PER_PAGE).get_page(request.GET.get("page"))
+    encodings = search_selectors.search_encodings(search)
+    for evaluation in paged:  # users recognise a candidate by its encoding, not by its row index
+        evaluation.encoding_text = search_selectors.encoding_text(encodings[evaluation.encoding_index])
     ordering = arguments["ordering"]
     base = {key: value for key, value in echo.items() if value and key != "ordering"}
     columns = []
@@ -298,6 +301,8 @@ def search_dashboard(request: HttpRequest, search_id: int) -> HttpResponse:
     return render(request, "frontend/search_dashboard.html", {
         **_evaluations_context(request, search),
         "space": search.space,
+        "best_encoding": None if search.best_index is None else search_selectors.encoding_text(
+            search_selectors.search_encodings(search)[search.best_index]),
         "curve": {**curve, "cursor": max(seen, default=0), "state": search.state, "space": search.space_id,
                   "has_low_fidelity": search.has_low_fidelity},
         "metrics": [metric for metric in ("params", "flops", "latency", "memory", "params_test")

@@ -221,14 +221,17 @@ class SearchProgressApi(APIView):
         spent = serializers.FloatField()
         best_value = serializers.FloatField(allow_null=True)
         best_index = serializers.IntegerField(allow_null=True)
+        best_encoding = serializers.ListField(child=serializers.JSONField(), allow_null=True,
+                                              help_text="the best candidate's encoding")
         finished_count = serializers.IntegerField()
         cursor = serializers.IntegerField(help_text="pass it back as ?cursor= on the next poll")
         more = serializers.BooleanField()
         finished = serializers.ListField(child=serializers.DictField(), help_text=(
-            "id, seq, encoding_index, fidelity, state, value, cost, spent_after, best_after, finished_at, attempt"))
+            "id, seq, encoding_index, encoding, fidelity, state, value, cost, spent_after, best_after, finished_at, "
+            "attempt"))
         in_flight = serializers.ListField(child=serializers.DictField(), help_text=(
-            "id, encoding_index, fidelity, state, attempt, gpu, worker, started_at, log_tail, predicted_mean, "
-            "predicted_std"))
+            "id, encoding_index, encoding, fidelity, state, attempt, gpu, worker, started_at, log_tail, "
+            "predicted_mean, predicted_std"))
 
     @extend_schema(parameters=[InputSerializer], responses={200: OutputSerializer, **error_responses(400, 404)})
     def get(self, request: Request, search_id: int) -> Response:

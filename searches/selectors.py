@@ -6,8 +6,9 @@ dashboard poll, so they read only indexed columns and never load the engine.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -65,8 +66,21 @@ _FEED_FIELDS = ("id", "seq", "encoding_index", "fidelity", "state", "value", "co
                 "finished_at", "attempt")
 
 
+def encoding_text(encoding: Sequence[Any]) -> str:
+    """An encoding as its user writes it: ``[3, 64, 5]``, ``[nor_conv_3x3, skip_connect]`` (names unquoted)."""
+    return "[" + ", ".join(value if isinstance(value, str) else json.dumps(value) for value in encoding) + "]"
+
+
+def search_encodings(search: SearchInstance) -> list[list[Any]]:
+    """The encodings of the search's space (read once per process and file version; treat as read-only)."""
+    from spaces.services import load_encodings
+
+    return load_encodings(search.space)
+
+
 def search_progress(*, search: SearchInstance, cursor: int = 0) -> dict[str, Any]:
-    """Everything the live dashboard needs since ``cursor`` (the last ``seq`` it has seen)."""
+    """Everything the live dashboard needs since ``cursor`` (the last ``seq`` it has seen); every row
+    and the best candidate carry their ``encoding`` (the list itself, not only its index)."""
     finished = list(
         search.evaluations.filter(seq__gt=cursor).order_by("seq").values(*_FEED_FIELDS)[:FEED_LIMIT]
     )
@@ -75,6 +89,9 @@ def search_progress(*, search: SearchInstance, cursor: int = 0) -> dict[str, Any
         .order_by("id").values("id", "encoding_index", "fidelity", "state", "attempt", "gpu", "worker",
                                "started_at", "log_tail", "predicted_mean", "predicted_std")[:200]
     )
+    encodings = search_encodings(search)
+    for row in (*finished, *in_flight):
+        row["encoding"] = encodings[row["encoding_index"]]
     return {
         "id": search.id,
         "state": search.state,
@@ -83,6 +100,7 @@ def search_progress(*, search: SearchInstance, cursor: int = 0) -> dict[str, Any
         "spent": search.spent,
         "best_value": search.best_value,
         "best_index": search.best_index,
+        "best_encoding": None if search.best_index is None else encodings[search.best_index],
         "finished_count": search.finished_count,
         "cursor": finished[-1]["seq"] if finished else cursor,
         "more": len(finished) == FEED_LIMIT,
@@ -141,11 +159,15 @@ CSV_COLUMNS = ("evaluation_id", "seq", "encoding_index", "encoding", "fidelity",
                "finished_at", "duration_s", "error")
 
 
-def evaluation_csv_rows(*, search: SearchInstance, encodings: list[Any]) -> Iterator[list[Any]]:
-    """Every evaluation of the search, in creation order, as CSV cells (header first)."""
-    import json
+def _csv_cell(value: Any) -> Any:
+    return value if isinstance(value, str | int | float) and not isinstance(value, bool) else json.dumps(value)
 
-    yield list(CSV_COLUMNS)
+
+def evaluation_csv_rows(*, search: SearchInstance, encodings: list[Any]) -> Iterator[list[Any]]:
+    """Every evaluation of the search, in creation order, as CSV cells (header first). After the
+    fixed columns, one column per encoding position (``pos_0``, ``pos_1``, ...) for spreadsheets."""
+    length = len(encodings[0]) if encodings else 0
+    yield [*CSV_COLUMNS, *(f"pos_{position}" for position in range(length))]
     fields = ("id", "seq", "encoding_index", "fidelity", "attempt", "state", "value", "cost", "spent_after",
               "best_after", "predicted_mean", "predicted_std", "worker", "gpu", "started_at", "finished_at",
               "duration_s", "error")
@@ -154,7 +176,8 @@ def evaluation_csv_rows(*, search: SearchInstance, encodings: list[Any]) -> Iter
          finished, duration, error) = row
         yield [eid, seq, index, json.dumps(encodings[index]), fidelity, attempt, state, value, cost, spent, best,
                mean, std, worker, gpu, started.isoformat() if started else "",
-               finished.isoformat() if finished else "", duration, error.splitlines()[0] if error else ""]
+               finished.isoformat() if finished else "", duration, error.splitlines()[0] if error else "",
+               *(_csv_cell(value) for value in encodings[index])]
 
 
 def search_sparkline(*, search: SearchInstance, max_points: int = 60) -> dict[str, list]:

@@ -34,3 +34,14 @@ def test_a_large_export_streams_in_several_chunks(api, make_search) -> None:
     chunks = list(response.streaming_content)
     assert len(chunks) >= 3
     assert b"".join(chunks).decode().count("\n") == 1101
+
+
+def test_the_csv_has_one_column_per_encoding_position(api, make_search) -> None:
+    search = make_search(n_done=4, n_failed=0, n_running=0)
+    response = api("owner").get(f"/api/searches/{search.id}/evaluations.csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][-3:] == ["pos_0", "pos_1", "pos_2"]
+    index_column = rows[0].index("encoding_index")
+    for row in rows[1:]:
+        width, depth, activation = TINY_ENCODINGS[int(row[index_column])]
+        assert row[-3:] == [str(width), str(depth), activation]  # names unquoted, numbers as numbers

@@ -55,3 +55,14 @@ def test_the_dashboard_itself_accepts_the_same_query(owner_client, search) -> No
     page = owner_client.get(f"/searches/{search.id}/?fidelity=lo&ordering=value").content.decode()
     assert "of 15" in page
     assert '<option value="lo" selected>' in page
+
+
+def test_each_row_and_the_best_box_show_the_encoding_itself(owner_client, users) -> None:
+    space = make_space(users["owner"])  # encodings [width, depth]: index 1 is [1, 2], index 5 is [2, 2]
+    search = make_search(users["owner"], space, n_evaluations=5)
+    page = owner_client.get(f"/searches/{search.id}/").content.decode()
+    assert re.search(r'<code class="encoding" id="best-encoding">\[1, 2\]</code> <span class="muted">#'
+                     r'<span id="best-index">1</span>', page)
+    table = owner_client.get(f"/searches/{search.id}/evaluations/?ordering=seq").content.decode()
+    shown = re.findall(r'<td><code class="encoding">([^<]*)</code> <span class="muted">#(\d+)</span></td>', table)
+    assert shown == [("[1, 2]", "1"), ("[1, 3]", "2"), ("[1, 4]", "3"), ("[2, 1]", "4"), ("[2, 2]", "5")]

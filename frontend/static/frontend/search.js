@@ -9,6 +9,9 @@
   if (!initial) return;
   const searchId = initial.search;
   const api = `/api/searches/${searchId}`;
+  /* an encoding as its user writes it: [3, 64, 5] or [nor_conv_3x3, skip_connect] (names unquoted) */
+  const encodingText = (encoding) =>
+    Array.isArray(encoding) ? `[${encoding.map((v) => (typeof v === "string" ? v : JSON.stringify(v))).join(", ")}]` : "–";
 
   /* ---- best-value curve ------------------------------------------------------------------- */
   const series = {};
@@ -79,6 +82,7 @@
     N.setBadge(document.getElementById("search-state"), progress.state);
     document.getElementById("best-value").textContent = N.fmt(progress.best_value);
     document.getElementById("best-index").textContent = progress.best_index === null ? "–" : String(progress.best_index);
+    document.getElementById("best-encoding").textContent = encodingText(progress.best_encoding);
     document.getElementById("finished-count").textContent = String(progress.finished_count);
     document.getElementById("spent").textContent = N.fmt(progress.spent);
     N.setBar(document.getElementById("budget-bar"), progress.budget ? progress.spent / progress.budget : 0, progress.state);
@@ -96,7 +100,8 @@
   function showInFlight(items) {
     const rows = items.map((item) => {
       const head = N.el("div", { class: "row" }, [
-        N.el("strong", { text: `encoding ${item.encoding_index}` }),
+        N.el("strong", { class: "encoding", text: encodingText(item.encoding) }),
+        N.el("span", { class: "muted", text: `#${item.encoding_index}` }),
         N.el("span", { class: `fid-${item.fidelity}`, text: item.fidelity === "lo" ? "low fidelity" : "high fidelity" }),
         N.el("span", { class: `badge state-${item.state}`, text: item.state }),
         item.attempt > 1 ? N.el("span", { class: "muted", text: `attempt ${item.attempt}` }) : null,
