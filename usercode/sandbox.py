@@ -239,6 +239,7 @@ def run_user_code(
     tick_s: float = 1.0,
     read_only: Sequence[Path] = (),
     isolation: str | None = None,
+    cgroup: bool = True,
 ) -> Any:
     """Run ``usercode.entrypoints.<entry>(payload)`` in the sandbox and return its result.
 
@@ -246,7 +247,8 @@ def run_user_code(
     folder the sandbox may write; ``read_only`` are host paths it sees read-only at the same place
     (a dataset folder). ``on_tick(log_tail)`` is called about every ``tick_s`` seconds while the
     code runs; when it returns ``False`` the sandbox is killed and :class:`SandboxError`
-    ``cancelled`` is raised. ``isolation`` defaults to ``NASWEB_SANDBOX``.
+    ``cancelled`` is raised. ``isolation`` defaults to ``NASWEB_SANDBOX``. ``cgroup=False`` limits
+    the process tree as on a machine without a writable cgroup (rlimits and the watchdog).
     """
     isolation = isolation or sandbox_isolation()
     bwrap = find_bwrap() if isolation == "bwrap" else None
@@ -278,7 +280,7 @@ def run_user_code(
 
     with_gpu = gpu not in (None, "cpu")
     memory_bytes = limits.memory_mb * 1024 * 1024 if limits.memory_mb else None
-    cgroup = TreeCgroup.create(memory_bytes=memory_bytes, max_tasks=limits.processes) if bwrap else None
+    tree = TreeCgroup.create(memory_bytes=memory_bytes, max_tasks=limits.processes) if bwrap and cgroup else None
     child = [_python(), "-m", "usercode.child", entry, str(scratch)]
     pass_fds: list[int] = []
     info_read = info_write = -1
@@ -305,11 +307,11 @@ def run_user_code(
             process = subprocess.Popen(
                 argv, cwd=scratch, env=_child_environment(scratch, gpu, threads, bwrap is not None),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, pass_fds=pass_fds,
-                preexec_fn=_limit_child(limits, with_gpu, cgroup),
+                preexec_fn=_limit_child(limits, with_gpu, tree),
             )
     except BaseException:
-        if cgroup is not None:
-            cgroup.destroy()
+        if tree is not None:
+            tree.destroy()
         raise
     finally:
         for fd in pass_fds:
@@ -342,17 +344,17 @@ def run_user_code(
                 next_tick = now + tick_s
                 if not on_tick(log_tail()):
                     raise SandboxError("cancelled", "stopped: the search was cancelled", log_tail())
-            if cgroup is None and namespace is not None and now >= next_watch:
+            if tree is None and namespace is not None and not exceeded and now >= next_watch:
                 next_watch = now + _WATCHDOG_S
                 exceeded = _watch(namespace, limits, memory_bytes)
                 if exceeded:
                     namespace.kill()
             time.sleep(0.02)
     finally:
-        _end(process, namespace, cgroup)
-        oom = cgroup.out_of_memory() if cgroup is not None else exceeded == "memory"
-        if cgroup is not None:
-            cgroup.destroy()
+        _end(process, namespace, tree)
+        oom = tree.out_of_memory() if tree is not None else exceeded == "memory"
+        if tree is not None:
+            tree.destroy()
 
     answer_text = tail(output, 50_000_000, within=scratch)
     try:

@@ -70,7 +70,8 @@ def run_attack() -> Iterator[Callable[..., Outcome]]:
     """Run an attack (source defining ``attack(report)``) as a worker runs an uploaded evaluator."""
     created: list[Path] = []
 
-    def run(source: str, *, limits: SandboxLimits | None = None, gpu: str | None = None) -> Outcome:
+    def run(source: str, *, limits: SandboxLimits | None = None, gpu: str | None = None,
+            cgroup: bool = True) -> Outcome:
         root = Path(settings.VAR_DIR) / "scratch"
         root.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix="evaluate-", dir=root))
@@ -81,7 +82,7 @@ def run_attack() -> Iterator[Callable[..., Outcome]]:
         try:
             value = run_user_code("evaluate_module", {"encoding": [1], "fidelity": "hi"}, scratch=scratch,
                                   limits=limits or service_limits(), modules={"evaluator_module.py": source + HARNESS},
-                                  log_path=log_path, gpu=gpu)
+                                  log_path=log_path, gpu=gpu, cgroup=cgroup)
         except SandboxError as exc:
             error = exc
         report_file = scratch / "report.json"

@@ -145,8 +145,13 @@ def test_user_code_writes_nowhere_but_its_scratch_folder(run_attack) -> None:
         assert not path.exists(), f"{path} was written from the sandbox"
 
 
+# cgroup=False: as on a worker without a writable cgroup (RLIMIT_NPROC and the watchdog).
+TREE_LIMITS = [pytest.param(True, id="cgroup"), pytest.param(False, id="watchdog")]
+
+
 @pytest.mark.slow
-def test_a_thousand_forks_do_not_all_start(run_attack) -> None:
+@pytest.mark.parametrize("cgroup", TREE_LIMITS)
+def test_a_thousand_forks_do_not_all_start(run_attack, cgroup: bool) -> None:
     outcome = run_attack(
         "import os, time\n"
         "def attack(report):\n"
@@ -162,7 +167,7 @@ def test_a_thousand_forks_do_not_all_start(run_attack) -> None:
         "                time.sleep(60)\n"
         "            finally:\n"
         "                os._exit(0)\n"
-        "        report['started'] += 1\n")
+        "        report['started'] += 1\n", cgroup=cgroup)
     # Either the forks were refused, or the sandbox was killed for them: never 1,000 processes.
     if outcome.error is None:
         assert outcome.report["started"] < 1000
@@ -173,7 +178,8 @@ def test_a_thousand_forks_do_not_all_start(run_attack) -> None:
 
 
 @pytest.mark.slow
-def test_processes_together_cannot_hold_more_than_the_memory_limit(run_attack) -> None:
+@pytest.mark.parametrize("cgroup", TREE_LIMITS)
+def test_processes_together_cannot_hold_more_than_the_memory_limit(run_attack, cgroup: bool) -> None:
     outcome = run_attack(
         "import os, select, time\n"
         "def attack(report):\n"
@@ -191,7 +197,7 @@ def test_processes_together_cannot_hold_more_than_the_memory_limit(run_attack) -
         "        if select.select([read_end], [], [], 0.5)[0]:\n"
         "            held += len(os.read(read_end, 4))\n"
         "    report['held'] = held\n",
-        limits=service_limits(memory_mb=1024))
+        limits=service_limits(memory_mb=1024), cgroup=cgroup)
     # 4 x 700 MB against 1 GB: the kernel (or the watchdog) must stop them.
     if outcome.error is None:
         assert outcome.report["held"] < 2, outcome.report
