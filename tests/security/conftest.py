@@ -71,7 +71,7 @@ def run_attack() -> Iterator[Callable[..., Outcome]]:
     created: list[Path] = []
 
     def run(source: str, *, limits: SandboxLimits | None = None, gpu: str | None = None,
-            cgroup: bool = True) -> Outcome:
+            cgroup: bool = True, read_only: tuple[Path, ...] = ()) -> Outcome:
         root = Path(settings.VAR_DIR) / "scratch"
         root.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix="evaluate-", dir=root))
@@ -82,7 +82,7 @@ def run_attack() -> Iterator[Callable[..., Outcome]]:
         try:
             value = run_user_code("evaluate_module", {"encoding": [1], "fidelity": "hi"}, scratch=scratch,
                                   limits=limits or service_limits(), modules={"evaluator_module.py": source + HARNESS},
-                                  log_path=log_path, gpu=gpu, cgroup=cgroup)
+                                  log_path=log_path, gpu=gpu, cgroup=cgroup, read_only=read_only)
         except SandboxError as exc:
             error = exc
         report_file = scratch / "report.json"
