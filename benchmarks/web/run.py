@@ -178,7 +178,7 @@ def build_scenery(n_evaluations: int) -> Scenery:
         rows.append(Evaluation(
             search=search, encoding_index=index, fidelity=fidelity, attempt=1 + (seq - 1) // n,
             state="failed" if failed else "done", value=value, cost=cost, seq=seq, spent_after=spent,
-            best_after=best, told=True, started_at=finished - timedelta(seconds=duration), finished_at=finished,
+            best_after=best, started_at=finished - timedelta(seconds=duration), finished_at=finished,
             duration_s=duration, worker="gpu-host-3:1234", gpu=str(seq % 8), predicted_mean=value, predicted_std=1.5,
             log_tail=f"epoch 200/200 loss 0.{seq % 1000:03d} acc {value}\n" * 4,
             error="Traceback (most recent call last):\n  ...\nRuntimeError: CUDA out of memory" if failed else "",
@@ -556,7 +556,9 @@ def scheduling_overhead(var_dir: Path, n_evaluations: int, space_size: int) -> S
             dispatch_ms=1000 * (following["started_at"] - following["queued_at"]).total_seconds(),
         ))
     result.n = len(rows)
-    result.n_initial = int((search.engine_state or {}).get("n_initial", 0))
+    from searches.storage import N_INITIAL
+
+    result.n_initial = N_INITIAL
     return result
 
 

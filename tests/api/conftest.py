@@ -111,7 +111,7 @@ def make_search(users: dict, make_space: Callable[..., SearchSpace]) -> Callable
                 # (index, fidelity) repeats every 46 rows: later rounds count as further attempts
                 search=search, encoding_index=index, fidelity=fidelity, attempt=1 + (seq - 1) // (2 * len(order)),
                 state="failed" if failed else "done",
-                value=value, cost=cost, seq=seq, spent_after=spent, best_after=best, told=True,
+                value=value, cost=cost, seq=seq, spent_after=spent, best_after=best,
                 started_at=start + timedelta(seconds=seq), finished_at=start + timedelta(seconds=seq + 1),
                 duration_s=1.0 + seq / 100, worker="test:1", log_tail=f"log of evaluation {seq}\n",
                 error="Traceback ...\nValueError: broken" if failed else "", predicted_mean=0.5, predicted_std=0.1,

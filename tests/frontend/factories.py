@@ -69,7 +69,7 @@ def make_search(owner: Any, space: SearchSpace, *, n_evaluations: int = 30, stat
         rows.append(Evaluation(
             search=search, encoding_index=seq % space.n_encodings, fidelity=fidelity,
             attempt=1 + seq // space.n_encodings, state="failed" if failed else "done", value=value, cost=cost,
-            seq=seq, spent_after=spent, best_after=best, told=True, finished_at=now, duration_s=0.01,
+            seq=seq, spent_after=spent, best_after=best, finished_at=now, duration_s=0.01,
             predicted_mean=value, predicted_std=0.5, error="RuntimeError: out of memory" if failed else "",
             log_tail=f"log of evaluation {seq}\n",
         ))
