@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partial", type=Path, default=DEFAULT_PARTIAL)
     parser.add_argument("--limit", type=int, default=None, help="only the first N encodings (smoke test)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--reverse",
+        action="store_true",
+        help="work from the last run backwards (a second worker with its own --partial; merge the files after)",
+    )
     args = parser.parse_args(argv)
 
     # one thread: the build must leave the machine's other core free, and tiny nets gain nothing from more
@@ -66,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         for fidelity in FIDELITY_EPOCHS
         if (i, fidelity, seed) not in done
     ]
+    if args.reverse:
+        todo.reverse()
     args.partial.parent.mkdir(parents=True, exist_ok=True)
     new_file = not args.partial.exists() or args.partial.stat().st_size == 0
     start = time.perf_counter()
@@ -96,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = list(csv.reader(fh))[1:]
     fidelity_order = list(FIDELITY_EPOCHS)
     n_fields = len(ENCODING_FIELDS)
+    # merged partial files of two workers may both hold a run finished as they met: keep the first
+    unique: dict[tuple[str, str, str], list[str]] = {}
+    for row in rows:
+        unique.setdefault((row[0], row[n_fields + 1], row[n_fields + 3]), row)
+    rows = list(unique.values())
     rows.sort(key=lambda r: (int(r[0]), fidelity_order.index(r[n_fields + 1]), int(r[n_fields + 3])))
     expected = len(encodings) * len(SEEDS) * len(FIDELITY_EPOCHS)
     if len(rows) != expected:
