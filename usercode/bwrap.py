@@ -110,6 +110,8 @@ def bwrap_command(
     args = [
         bwrap,
         "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+        # No user namespace inside: it would hand user code capabilities over its own mounts.
+        "--disable-userns",
         "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
         "--hostname", "sandbox",
         "--die-with-parent", "--new-session",

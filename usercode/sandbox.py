@@ -322,6 +322,12 @@ def run_user_code(
         os.close(info_read)
         if "child-pid" in info:
             namespace = _Namespace(int(info["child-pid"]))
+        else:
+            process.wait()
+            if tree is not None:
+                tree.destroy()
+            raise SandboxError("unavailable", "bubblewrap could not create the sandbox (on Docker, give the workers "
+                               "the security options of docker/compose.yaml): " + log_tail().strip()[-2000:])
 
     deadline = time.monotonic() + limits.wall_s
     next_tick = time.monotonic() + tick_s

@@ -249,11 +249,14 @@ def test_user_code_runs_unprivileged_in_fresh_namespaces(run_attack) -> None:
         "    report['uid'] = os.getuid()\n"
         "    report['caps'] = [l for l in open('/proc/self/status') if l.startswith('CapEff')][0].split()[1]\n"
         "    report['ns'] = {n: os.readlink(f'/proc/self/ns/{n}') for n in ('user', 'pid', 'net', 'ipc', 'mnt')}\n"
-        "    attempt(report, 'setuid', lambda: os.setuid(0))\n")
+        "    attempt(report, 'setuid', lambda: os.setuid(0))\n"
+        "    import ctypes\n"
+        "    report['new user namespace'] = ctypes.CDLL(None, use_errno=True).unshare(0x10000000)  # CLONE_NEWUSER\n")
     assert outcome.error is None, outcome.error
     assert outcome.report["uid"] == 65534
     assert int(outcome.report["caps"], 16) == 0
     assert not outcome.succeeded("setuid")
+    assert outcome.report["new user namespace"] == -1  # none nested: no capabilities over its mounts
     for name, inode in outcome.report["ns"].items():
         assert inode != os.readlink(f"/proc/self/ns/{name}"), f"the sandbox shares the {name} namespace"
 
