@@ -82,6 +82,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "stall_patience": 10,  # hi-fi results without improvement before a Thompson pick; 0 = never
     "lo_fi_share": 0.3,  # cap on the share of the budget spent at low fidelity
     "believer_steps": None,  # steps of each Kriging-believer refit (warm start); None = finetune_steps // 4
+    "warm_start": [],  # saved searches on the same encodings whose hi-fi results become pretraining targets
 }
 
 
@@ -228,6 +229,8 @@ class SearchInstance:
         if self.n_initial < 1:
             raise SearchError(f"n_initial must be >= 1, got {n_initial}")
         self.options: dict[str, Any] = {**DEFAULT_OPTIONS, **dict(options)}
+        warm = self.options["warm_start"]
+        self.options["warm_start"] = [str(warm)] if isinstance(warm, str | Path) else [str(f) for f in warm]
         if self.options["initial_design"] not in ("random", "diverse", "prior"):
             raise SearchError(
                 f"initial_design must be 'random', 'diverse' or 'prior', got {self.options['initial_design']!r}"
@@ -286,6 +289,10 @@ class SearchInstance:
         n = len(self.space)
         if n < 1:
             raise SearchError("the search space is empty")
+        if self.options.get("warm_start"):  # transfer: pretrain again with earlier searches as sparse targets
+            from nastune.space import warm_started_space
+
+            self.space = warm_started_space(self.space, [str(f) for f in self.options["warm_start"]], seed=self.seed)
         self._features = np.asarray(self.space.features, dtype=np.float32)
         if self._features.shape[0] != n:
             raise SearchError(f"the space has {n} encodings but {self._features.shape[0]} feature rows")
@@ -513,35 +520,10 @@ class SearchInstance:
         return None if best is None else int(best["index"])
 
     def best_curve(self) -> dict[str, list[Any]]:
-        """The best value found so far, after every evaluation, as plain lists (one entry per evaluation).
+        """The best value found so far after every evaluation (:func:`nastune.analysis.best_curve`)."""
+        from nastune.analysis import best_curve
 
-        Returns:
-            ``{"evaluation": [1, 2, ...], "index": [...], "fidelity": [...], "value": [...],
-            "budget_units": [cumulative hi-fi-evaluation units], "cost": [cumulative user cost],
-            "best_hi": [best hi-fi value so far or None], "best_lo": [likewise for lo-fi]}``
-        """
-        curve: dict[str, list[Any]] = {
-            k: [] for k in ("evaluation", "index", "fidelity", "value", "budget_units", "cost", "best_hi", "best_lo")
-        }
-        units = cost = 0.0
-        best: dict[str, float | None] = {"hi": None, "lo": None}
-        for k, e in enumerate(self._history, start=1):
-            units += float(e["budget_units"])
-            cost += float(e["cost"])
-            v = e["value"]
-            f = e["fidelity"]
-            old = best.get(f)
-            if v is not None and f in best and (old is None or v > old):
-                best[f] = float(v)
-            curve["evaluation"].append(k)
-            curve["index"].append(int(e["index"]))
-            curve["fidelity"].append(f)
-            curve["value"].append(v)
-            curve["budget_units"].append(units)
-            curve["cost"].append(cost)
-            curve["best_hi"].append(best["hi"])
-            curve["best_lo"].append(best["lo"])
-        return curve
+        return best_curve(self._history)
 
     # -- evaluated / pending bookkeeping -----------------------------------------------------------------------
     def _done_mask(self, fidelity: str) -> np.ndarray:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from django.db.models import QuerySet
 
+from nastune.analysis import best_curve, expected_random_search_curve, non_dominated
 from nasweb.errors import NotFoundError
 from searches.models import Evaluation, SearchInstance
 
@@ -111,47 +112,27 @@ def search_progress(*, search: SearchInstance, cursor: int = 0) -> dict[str, Any
 
 def search_curve(*, search: SearchInstance) -> dict[str, Any]:
     """Best-value curves as plain data, per fidelity: best value so far against the number of
-    evaluations finished and against the budget spent (hi-fi evaluation units)."""
-    rows = search.evaluations.filter(seq__isnull=False).order_by("seq").values_list(
-        "seq", "fidelity", "state", "value", "spent_after")
+    evaluations finished and against the budget spent (hi-fi evaluation units), from the engine's
+    :func:`nastune.analysis.best_curve` over the search's history."""
+    from searches.storage import EvaluationRowStorage
+
+    records = EvaluationRowStorage(search).history()
+    curve = best_curve(records)
     curves: dict[str, dict[str, list]] = {
         fidelity: {"evaluations": [], "spent": [], "best": [], "value": [], "index": []}
         for fidelity in ("hi", "lo")
     }
-    best = {"hi": -math.inf, "lo": -math.inf}
-    for seq, fidelity, state, value, spent in rows:
-        if state != Evaluation.State.DONE or value is None:
+    for k, record in enumerate(records):
+        fidelity, value = curve["fidelity"][k], curve["value"][k]
+        if value is None or fidelity not in curves:
             continue
-        best[fidelity] = max(best[fidelity], value)
-        curve = curves[fidelity]
-        curve["evaluations"].append(seq)
-        curve["spent"].append(spent)
-        curve["best"].append(best[fidelity])
-        curve["value"].append(value)
+        line = curves[fidelity]
+        line["evaluations"].append(record["seq"])
+        line["spent"].append(curve["budget_units"][k])
+        line["best"].append(curve[f"best_{fidelity}"][k])
+        line["value"].append(value)
+        line["index"].append(curve["index"][k])
     return {"search": search.id, "name": search.name, "budget": search.budget, "curves": curves}
-
-
-def expected_random_search_curve(values: np.ndarray, n_evaluations: int) -> list[float]:
-    """Exact expected best value after k uniform draws without replacement, k = 1..n.
-
-    With the N values sorted ascending, P(best <= v_j) = C(j, k) / C(N, k), so
-    E[best] = sum_j v_j (C(j, k) - C(j - 1, k)) / C(N, k); computed in log space.
-    """
-    from scipy.special import gammaln
-
-    v = np.sort(np.asarray(values, dtype=float))
-    n = len(v)
-    j = np.arange(1, n + 1, dtype=float)
-    out = []
-    for k in range(1, min(n_evaluations, n) + 1):
-        log_total = gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
-        with np.errstate(invalid="ignore"):
-            log_upto = np.where(j >= k, gammaln(j + 1) - gammaln(k + 1) - gammaln(np.maximum(j - k, 0) + 1), -np.inf)
-            log_before = np.where(j - 1 >= k, gammaln(j) - gammaln(k + 1) - gammaln(np.maximum(j - 1 - k, 0) + 1),
-                                  -np.inf)
-        weights = np.exp(log_upto - log_total) - np.exp(log_before - log_total)
-        out.append(float(np.dot(weights, v)))
-    return out
 
 
 CSV_COLUMNS = ("evaluation_id", "seq", "encoding_index", "encoding", "fidelity", "attempt", "state", "value", "cost",
@@ -202,7 +183,8 @@ REFERENCE_CURVE_MAX = 1000
 
 def search_pareto(*, search: SearchInstance, metric: str) -> dict[str, Any]:
     """Evaluated hi-fi values against a profiled metric of the same candidates, one point per
-    encoding (its best value), with the non-dominated ones flagged: a higher value and a lower
+    encoding (its best value), with the non-dominated ones flagged
+    (:func:`nastune.analysis.non_dominated`): a higher value and a lower
     metric (params, FLOPs, latency, memory) are both better. Unprofiled candidates are counted only."""
     from nasweb.errors import DomainError
     from spaces.services import load_profile
@@ -224,13 +206,9 @@ def search_pareto(*, search: SearchInstance, metric: str) -> dict[str, Any]:
     # Sweep by metric ascending (value descending on ties): a point is dominated unless it beats
     # every value seen at a lower-or-equal metric, or exactly equals the point that set that value.
     points.sort(key=lambda point: (point["metric_value"], -point["value"], point["index"]))
-    top_value, top_metric = -math.inf, math.nan
-    for point in points:
-        if point["value"] > top_value:
-            point["non_dominated"] = True
-            top_value, top_metric = point["value"], point["metric_value"]
-        elif point["value"] == top_value and point["metric_value"] == top_metric:
-            point["non_dominated"] = True
+    flags = non_dominated([point["value"] for point in points], [point["metric_value"] for point in points])
+    for point, flag in zip(points, flags, strict=True):
+        point["non_dominated"] = bool(flag)
     return {"search": search.id, "metric": metric, "points": points, "unprofiled": len(best) - len(points)}
 
 

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from django.conf import settings
-from scipy.stats import kendalltau
 
 from nasweb.filecache import FileCache
 from spaces import examples
@@ -54,38 +53,17 @@ def pretrain_and_bundle(space: SearchSpace, encodings: list[Any], profile: dict[
 
 
 def surrogate_quality(space: SearchSpace, encodings: list[Any], profile: dict[str, np.ndarray]) -> dict:
-    """Kendall tau of a surrogate pretrained without 10% of the profiled candidates, on those.
+    """Kendall tau of a surrogate pretrained without 10% of the profiled candidates, on those
+    (:func:`nastune.analysis.held_out_kendall_tau`), with a sample of the points for the dashboard's
+    predicted-vs-measured plot; empty when too few candidates were profiled."""
+    from nastune.analysis import held_out_kendall_tau
 
-    Returns ``{metric: {"tau", "n", "predicted", "measured"}}`` with a sample of the points for the
-    dashboard's predicted-vs-measured plot; empty when too few candidates were profiled.
-    """
-    profiled = np.flatnonzero(np.any([np.isfinite(values) for values in profile.values()], axis=0))
-    if len(profiled) < 30:
-        return {}
-    rng = np.random.default_rng(0)
-    held_out = np.sort(rng.choice(profiled, size=min(2000, max(10, len(profiled) // 10)), replace=False))
-    training = {metric: values.copy() for metric, values in profile.items()}
-    for values in training.values():
-        values[held_out] = np.nan
-    training = {metric: values for metric, values in training.items() if np.isfinite(values).any()}
-    engine_space = _engine_space(space, encodings, _scratch_dir() / "quality.nastune")
-    engine_space.preprocess(pretraining_data=training, seed=0, progress=False, save=False)
-    predictions = engine_space.predict(held_out)
-    quality: dict[str, Any] = {}
-    for metric, (mean, _std) in predictions.items():
-        measured = profile[metric][held_out]
-        finite = np.isfinite(measured) & np.isfinite(mean)
-        if finite.sum() < 5:
-            continue
-        tau = kendalltau(mean[finite], measured[finite]).statistic
-        shown = rng.permutation(np.flatnonzero(finite))[:QUALITY_SAMPLE]
-        quality[metric] = {
-            "tau": None if not np.isfinite(tau) else round(float(tau), 4),
-            "n": int(finite.sum()),
-            "predicted": [float(x) for x in mean[shown]],
-            "measured": [float(x) for x in measured[shown]],
-        }
-    return quality
+    def pretrain_and_predict(training: dict[str, np.ndarray], held_out: np.ndarray) -> dict:
+        engine_space = _engine_space(space, encodings, _scratch_dir() / "quality.nastune")
+        engine_space.preprocess(pretraining_data=training, seed=0, progress=False, save=False)
+        return engine_space.predict(held_out)
+
+    return held_out_kendall_tau(profile, pretrain_and_predict, sample=QUALITY_SAMPLE, seed=0)
 
 
 def load_space(space: SearchSpace) -> nastune.SearchSpace:

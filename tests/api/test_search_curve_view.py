@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from nastune.analysis import expected_random_search_curve
 from searches.models import SearchInstance
-from searches.selectors import expected_random_search_curve
 from tests.api.expect import assert_error
 from tests.api.tiny import tiny_value
 
