@@ -274,6 +274,8 @@ def run_user_code(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # A log in the scratch folder may be replaced by the user code (with a link to a host file, say).
     log_within = scratch if log_path.resolve().is_relative_to(scratch) else None
+    if log_within is not None and log_path.is_symlink():
+        log_path.unlink()  # never append the run's output to whatever a planted link names
 
     def log_tail() -> str:
         return tail(log_path, within=log_within)
@@ -312,6 +314,8 @@ def run_user_code(
     except BaseException:
         if tree is not None:
             tree.destroy()
+        if info_read >= 0:
+            os.close(info_read)
         raise
     finally:
         for fd in pass_fds:
@@ -323,7 +327,7 @@ def run_user_code(
         if "child-pid" in info:
             namespace = _Namespace(int(info["child-pid"]))
         else:
-            process.wait()
+            _end(process, None, tree)
             if tree is not None:
                 tree.destroy()
             raise SandboxError("unavailable", "bubblewrap could not create the sandbox (on Docker, give the workers "
@@ -372,17 +376,19 @@ def run_user_code(
     if answer is not None and answer.get("ok"):
         return answer["result"]
     memory_message = f"user code ran out of memory (limit {limits.memory_mb} MB, NASWEB_SANDBOX_MEMORY_MB)"
-    if answer is not None and (answer.get("type") == "MemoryError" or oom):
-        raise SandboxError("memory", f"{memory_message}: {answer['error']}", answer.get("traceback", ""))
     if answer is not None:
-        raise SandboxError("error", answer["error"], answer.get("traceback", ""))
+        # The answer file is in the user's scratch folder: take nothing in it for granted.
+        error, details = str(answer.get("error", "user code failed")), str(answer.get("traceback", ""))
+        if answer.get("type") == "MemoryError" or oom:
+            raise SandboxError("memory", f"{memory_message}: {error}", details)
+        raise SandboxError("error", error, details)
     if oom:
         raise SandboxError("memory", memory_message, log_tail())
     if exceeded == "processes":
         raise SandboxError("processes", f"user code started more than {limits.processes} processes and threads "
                            "(NASWEB_SANDBOX_PROCESSES)", log_tail())
     code = process.returncode if process.returncode is not None else -signal.SIGKILL
-    if bwrap is not None and code > 128:
+    if bwrap is not None and code - 128 in {member.value for member in signal.Signals}:
         code = 128 - code  # bwrap exits with 128 + the signal that killed the command
     if code < 0 and (-code == signal.SIGXCPU or (-code == signal.SIGKILL and cpu_used >= limits.cpu_s)):
         raise SandboxError("cpu", f"user code used more than {limits.cpu_s} CPU seconds (NASWEB_SANDBOX_CPU_S)",

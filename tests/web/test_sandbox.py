@@ -82,6 +82,21 @@ def test_a_crash_without_answer_is_reported(tmp_path: Path) -> None:
     assert "exit status 3" in caught.value.message
 
 
+def test_an_exit_status_above_128_is_not_taken_for_a_signal(tmp_path: Path) -> None:
+    with pytest.raises(SandboxError) as caught:
+        evaluate(tmp_path, "import os\ndef evaluate(e, f):\n    os._exit(200)\n")
+    assert caught.value.kind == "crashed"
+    assert "exit status 200" in caught.value.message
+
+
+def test_a_forged_answer_without_an_error_is_still_reported(tmp_path: Path) -> None:
+    source = ("import json, os\ndef evaluate(e, f):\n"
+              "    json.dump({'ok': False, 'traceback': 7}, open('output.json', 'w'))\n    os._exit(0)\n")
+    with pytest.raises(SandboxError) as caught:
+        evaluate(tmp_path, source)
+    assert caught.value.kind == "error" and caught.value.message == "user code failed"
+
+
 def test_on_tick_can_cancel_and_sees_the_log(tmp_path: Path) -> None:
     seen: list[str] = []
 
