@@ -54,6 +54,22 @@ def _start_watchdog(**_: object) -> None:
         _watchdog.start()
 
 
+@worker_ready.connect
+def _check_sandbox(**_: object) -> None:
+    """Say at start-up, not only at the first run, when this worker will refuse user code."""
+    import logging
+
+    from usercode.bwrap import find_bwrap
+    from usercode.sandbox import sandbox_isolation
+
+    logger = logging.getLogger("usercode.sandbox")
+    if sandbox_isolation() == "none":
+        logger.warning("NASWEB_SANDBOX=none: this worker runs user code WITHOUT isolation; development only")
+    elif find_bwrap() is None:
+        logger.error("bubblewrap (bwrap) is not installed: this worker refuses to run user code (validation, "
+                     "profiling, evaluations). Install it (apt-get install bubblewrap); see README, 'User code'")
+
+
 @worker_shutdown.connect
 def _stop_watchdog(**_: object) -> None:
     if _watchdog is not None:

@@ -166,3 +166,14 @@ def test_a_misspelled_isolation_is_refused(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("NASWEB_SANDBOX", "bubblewrap")
     with pytest.raises(ValueError, match="NASWEB_SANDBOX is 'bubblewrap'; use 'bwrap'"):
         evaluate(tmp_path, "def evaluate(e, f):\n    return 1.0\n")
+
+
+@pytest.mark.slow
+def test_a_worker_without_bubblewrap_says_so_and_refuses_user_code(start_worker, users, tmp_path: Path) -> None:
+    from tests.web.test_space_pipeline import upload, wait_for_state
+
+    worker = start_worker(queues="profile", name="nobwrap", extra_env={"PATH": str(tmp_path), "NASWEB_SANDBOX": ""})
+    assert "refuses to run user code" in worker.log()
+    space = wait_for_state(upload(users["owner"]), {"ready", "failed"}, timeout=60)
+    assert space.state == "failed"
+    assert "refusing to run user code: bubblewrap (bwrap) is not installed" in space.failure_reason
