@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,14 +31,17 @@ class WorkerProcess:
     """One ``celery worker`` subprocess on the test database and the configured broker."""
 
     def __init__(self, log_dir: Path, *, queues: str = "profile,pretrain,search,gpu", pool: str = "solo",
-                 concurrency: int = 1, name: str = "test", extra_env: dict[str, str] | None = None) -> None:
+                 concurrency: int = 1, name: str = "test", extra_env: dict[str, str] | None = None,
+                 bare: bool = True) -> None:
+        """``bare``: without gossip, mingle and broker heartbeats (quicker start); False starts the worker
+        with every consumer step, as ``make run`` does."""
         self.log_path = log_dir / f"worker-{name}-{time.monotonic_ns()}.log"
         env = {**os.environ, "DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "nasweb", "worker", "--queues", queues, "--pool", pool,
              "--concurrency", str(concurrency), "--loglevel", "INFO", "--hostname", f"{name}-{os.getpid()}@%h",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+             *(["--without-gossip", "--without-mingle", "--without-heartbeat"] if bare else [])],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -53,6 +57,15 @@ class WorkerProcess:
                 return self
             time.sleep(0.2)
         raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log()}")
+
+    def task_succeeded_after(self, task: str, earlier_task_id: str) -> bool:
+        """Whether a ``task`` (a task name, e.g. ``searches.step``) succeeded in this worker after the
+        task with id ``earlier_task_id`` did. The solo pool runs one task after the other, so the
+        order of these log lines is the order the tasks ran in."""
+        log = self.log()
+        earlier = re.search(rf"Task [\w.]+\[{re.escape(earlier_task_id)}\] succeeded", log)
+        later = rf"Task {re.escape(task)}\[[^\]]+\] succeeded"
+        return earlier is not None and re.search(later, log[earlier.end():]) is not None
 
     def kill(self) -> None:
         """SIGKILL the worker and every process it started (a crash, not a shutdown)."""
