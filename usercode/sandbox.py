@@ -52,6 +52,7 @@ OUTPUT = "output.json"  # written by the child (usercode.child) into the scratch
 PAYLOAD = "payload.json"
 _PR_SET_PDEATHSIG = 1
 _WATCHDOG_S = 0.1
+_PASSED_ON = ("NASWEB_NB201_CSV",)  # environment variables user code sees, each naming a public data file
 
 
 @dataclass(frozen=True)
@@ -104,10 +105,16 @@ def _child_environment(scratch: Path, gpu: str | None, threads: int, isolated: b
         "HF_DATASETS_OFFLINE": "1",
         "HF_HOME": str(scratch / ".hf"),
     }
-    for name in ("NASWEB_NB201_CSV",):
+    for name in _PASSED_ON:
         if os.environ.get(name):
             env[name] = os.environ[name]
     return env
+
+
+def _shared_data() -> list[Path]:
+    """Public data files the environment passes on to user code (the NAS-Bench-201 table), shown read-only."""
+    return [Path(os.environ[name]) for name in _PASSED_ON
+            if os.environ.get(name) and Path(os.environ[name]).is_file()]
 
 
 def _python() -> str:
@@ -289,8 +296,8 @@ def run_user_code(
     if bwrap is not None:
         # RLIMIT_NPROC is set by the child inside the fresh user namespace, where it counts only the
         # sandbox's own tasks; set here it would count every process of the worker's user.
-        command = bwrap_command(bwrap, [*child, str(limits.processes)], scratch=scratch, read_only=read_only,
-                                gpu=gpu, tmpfs_bytes=memory_bytes)
+        command = bwrap_command(bwrap, [*child, str(limits.processes)], scratch=scratch,
+                                read_only=[*read_only, *_shared_data()], gpu=gpu, tmpfs_bytes=memory_bytes)
         data_fds = []
         for _, content in command.data:
             read_end, write_end = os.pipe()
