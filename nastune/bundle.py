@@ -6,7 +6,10 @@ Layout (``FORMAT_VERSION`` 1)::
     space.json             name, feature spec, position kinds, metric order, encoding_to_net module/function,
                            filter report, pretraining settings
     encodings.json         the encodings, column by column ({"n", "length", "columns": [{"kind", "values"}]})
-    features.safetensors   only when the caller gave custom features (else recomputed from the feature spec)
+    features.safetensors   only when the caller gave custom features (else recomputed from the feature spec,
+                           the encoding extras and the architecture features)
+    architecture.safetensors  raw architecture features read from the networks (nastune.features), when
+                           extracted; space.json has the columns in use and their standardisation
     encoding_to_net.py     source of encoding_to_net's module, when it came from a file (never run on load)
     profile.csv            index,<metric>,...  one row per encoding, "nan" where unknown
     failures.json          {"<index>": "error message"} of encodings whose profiling failed
@@ -60,6 +63,7 @@ _KNOWN_MEMBERS = {
     "space.json",
     "encodings.json",
     "features.safetensors",
+    "architecture.safetensors",
     "encoding_to_net.py",
     "profile.csv",
     "failures.json",
@@ -275,6 +279,8 @@ def space_members(space: SearchSpace) -> dict[str, bytes]:
         ),
         "filter_report": _jsonable(space.filter_report),
         "pretrain": _jsonable(space.pretrain_info),
+        "encoding_extras": _jsonable(space.encoding_extras),
+        "architecture": _jsonable(space.architecture_stats) if space.architecture_raw is not None else None,
     }
     members: dict[str, bytes] = {
         "space.json": json.dumps(info, indent=2, allow_nan=False).encode(),
@@ -286,6 +292,12 @@ def space_members(space: SearchSpace) -> dict[str, bytes]:
         from safetensors.numpy import save as save_numpy
 
         members["features.safetensors"] = save_numpy({"features": np.ascontiguousarray(space.features)})
+    if space.architecture_raw is not None:
+        from safetensors.numpy import save as save_arch
+
+        members["architecture.safetensors"] = save_arch(
+            {"architecture": np.ascontiguousarray(space.architecture_raw, dtype=np.float64)}
+        )
     if space.module_source is not None:
         members["encoding_to_net.py"] = space.module_source.encode()
     if space.surrogate is not None:
@@ -335,6 +347,21 @@ def read_space(path: str | Path) -> SearchSpace:
             raise BundleError(f"bundle member 'features.safetensors' has shape {features.shape}, expected ({n}, d)")
     elif info.get("feature_spec") is None:
         raise BundleError("bundle has neither a feature spec in 'space.json' nor 'features.safetensors'")
+    architecture_raw = None
+    if "architecture.safetensors" in members and info.get("architecture") is not None:
+        from safetensors.numpy import load as load_arch
+
+        from nastune.features import ARCH_FEATURE_NAMES
+
+        try:
+            architecture_raw = load_arch(members["architecture.safetensors"])["architecture"]
+        except Exception as exc:  # safetensors raises its own error types
+            raise BundleError(f"bundle member 'architecture.safetensors' is unreadable: {exc}") from exc
+        if architecture_raw.shape != (n, len(ARCH_FEATURE_NAMES)):
+            raise BundleError(
+                f"bundle member 'architecture.safetensors' has shape {architecture_raw.shape}, expected"
+                f" ({n}, {len(ARCH_FEATURE_NAMES)})"
+            )
     profile = _read_profile_csv(members["profile.csv"], n) if "profile.csv" in members else {}
     failures_obj = _json_member(members, "failures.json") if "failures.json" in members else {}
     try:
@@ -368,6 +395,9 @@ def read_space(path: str | Path) -> SearchSpace:
         module_name=e2n.get("module"),
         function_name=e2n.get("function"),
         created=info.get("created"),
+        encoding_extras=info.get("encoding_extras") if features is None else None,
+        architecture_raw=architecture_raw if features is None else None,
+        architecture_stats=info.get("architecture") if architecture_raw is not None else None,
     )
     space.filter_report = info.get("filter_report")
     space.pretrain_info = info.get("pretrain")

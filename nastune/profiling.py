@@ -98,6 +98,8 @@ class ProfileSettings:
     latency_warmup: int = 2
     torch_threads: int = 1
     flops_device: str = "auto"
+    #: also read the network's structure (meta device) into ``arch:<k>`` values, see :mod:`nastune.features`
+    architecture: bool = False
 
     def __post_init__(self) -> None:
         if self.flops_device not in ("auto", "meta", "cpu"):
@@ -345,12 +347,20 @@ def _measure(
         settings.flops_device == "meta" or (settings.flops_device == "auto" and not needs_cpu)
     )
     meta_net = None
-    if meta_flops or ("params" in metrics and not needs_cpu):
+    if meta_flops or ("params" in metrics and not needs_cpu) or settings.architecture:
         meta_net = _try_meta(encoding_to_net, encoding)
     cpu_net: torch.nn.Module | None = None
-    if needs_cpu or meta_net is None:
+    if needs_cpu or (meta_net is None and (metrics or settings.architecture or settings.proxies)):
         torch.manual_seed(settings.seed)
         cpu_net = _build(encoding_to_net, encoding)
+    if settings.architecture:
+        from nastune.features import ARCH_PREFIX, architecture_features
+
+        # read before inference_form(): the structure as built (train-time form) is what the user wrote
+        structure = meta_net if meta_net is not None else cpu_net
+        if structure is not None:
+            for k, v in enumerate(architecture_features(structure).tolist()):
+                values[f"{ARCH_PREFIX}{k}"] = v
     if "params" in metrics:
         source = cpu_net if cpu_net is not None else meta_net
         if source is not None:
@@ -687,6 +697,7 @@ def profile_encodings(
     isolate: bool | None = None,
     progress: bool = False,
     flops_device: str = "auto",
+    architecture: bool = False,
 ) -> ProfileTable:
     """Profile a list of encodings (a chunk of a space); never raises for one bad encoding.
 
@@ -704,6 +715,7 @@ def profile_encodings(
         isolate: run in spawned worker processes with hard timeouts; default ``threads > 1``.
         progress: show a tqdm bar.
         flops_device: ``"auto"``, ``"meta"`` or ``"cpu"`` (see the module docstring).
+        architecture: also return the architecture features (:mod:`nastune.features`) as ``arch:<k>`` columns.
 
     Returns:
         A :class:`ProfileTable` with ``m`` rows in the order of ``encodings``.
@@ -711,6 +723,7 @@ def profile_encodings(
     settings = ProfileSettings(
         metrics=tuple(metrics), proxies=proxies, seed=seed, latency_repeats=latency_repeats,
         latency_warmup=latency_warmup, torch_threads=torch_threads, flops_device=flops_device,
+        architecture=architecture,
     )
     table = ProfileTable.empty(len(encodings), settings.all_metrics)
     _run(
@@ -779,6 +792,7 @@ def profile_space(
     isolate: bool | None = None,
     progress: bool = True,
     flops_device: str = "auto",
+    architecture: bool = False,
 ) -> ProfileTable:
     """Profile ``encodings[indices]``, resuming from and appending to the ``checkpoint`` sidecar file.
 
@@ -790,7 +804,8 @@ def profile_space(
         A table over all ``len(encodings)`` encodings (NaN / unprofiled outside ``indices``).
     """
     settings = ProfileSettings(
-        metrics=tuple(metrics), proxies=proxies, seed=seed, latency_repeats=latency_repeats, flops_device=flops_device
+        metrics=tuple(metrics), proxies=proxies, seed=seed, latency_repeats=latency_repeats, flops_device=flops_device,
+        architecture=architecture,
     )
     inputs = _as_inputs(sample_input)
     n = len(encodings)

@@ -772,6 +772,9 @@ class SearchSpace:
         module_name: str | None = None,
         function_name: str | None = None,
         created: str | None = None,
+        encoding_extras: Mapping[str, Any] | None = None,
+        architecture_raw: np.ndarray | None = None,
+        architecture_stats: Mapping[str, Any] | None = None,
     ) -> None:
         if features is None and feature_spec is None:
             raise EncodingError("a search space needs features or a feature spec")
@@ -791,6 +794,14 @@ class SearchSpace:
         self.filter_report: dict[str, Any] | None = None
         self.parent_indices: np.ndarray | None = None
         self.pretrain_info: dict[str, Any] | None = None
+        #: ordinal columns and pairwise interactions added to the spec's features (see :mod:`nastune.features`)
+        self.encoding_extras: dict[str, Any] | None = dict(encoding_extras) if encoding_extras is not None else None
+        #: ``(n, len(ARCH_FEATURE_NAMES))`` float64 structure features read from the networks (NaN = none)
+        self.architecture_raw: np.ndarray | None = architecture_raw
+        #: the columns of :attr:`architecture_raw` in use and their standardisation
+        self.architecture_stats: dict[str, Any] | None = (
+            dict(architecture_stats) if architecture_stats is not None else None
+        )
 
     # -- basics ---------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -809,15 +820,51 @@ class SearchSpace:
         if self._features is None:
             if self.feature_spec is None:  # pragma: no cover - guarded in __init__
                 raise EncodingError("no features and no feature spec")
-            self._features = features_from_spec(self.encodings, self.feature_spec)
+            from nastune import features as auto
+
+            parts = [features_from_spec(self.encodings, self.feature_spec)]
+            if self.encoding_extras is not None:
+                parts.append(auto.encoding_extra_features(self.encodings, self.feature_spec, self.encoding_extras,
+                                                          parts[0]))
+            if self.architecture_raw is not None and self.architecture_stats is not None:
+                parts.append(auto.architecture_matrix(self.architecture_raw, self.architecture_stats))
+            self._features = np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
         return self._features
 
     @property
     def feature_names(self) -> list[str]:
         """Name of every feature column (``"custom 0"``, ... for caller-given features)."""
         if self.feature_spec is not None:
-            return feature_names(self.feature_spec)
+            from nastune import features as auto
+
+            names = feature_names(self.feature_spec)
+            if self.encoding_extras is not None:
+                names += auto.encoding_extra_names(self.encodings, self.feature_spec, self.encoding_extras)
+            if self.architecture_raw is not None and self.architecture_stats is not None:
+                names += [f"arch: {auto.ARCH_FEATURE_NAMES[k]}" for k in self.architecture_stats["columns"]]
+            return names
         return [f"custom {k}" for k in range(self.features.shape[1])]
+
+    def set_architecture_features(self, raw: np.ndarray) -> None:
+        """Use ``raw`` ``(n, len(ARCH_FEATURE_NAMES))`` architecture features (NaN rows = unknown) from now on.
+
+        Chooses the informative columns and their standardisation; a pretrained surrogate made on other
+        features no longer fits and is dropped (pretrain again).
+        """
+        from nastune import features as auto
+
+        raw = np.asarray(raw, dtype=np.float64)
+        if raw.shape != (len(self), len(auto.ARCH_FEATURE_NAMES)):
+            raise EncodingError(
+                f"architecture features have shape {raw.shape}, expected ({len(self)}, {len(auto.ARCH_FEATURE_NAMES)})"
+            )
+        if self.feature_spec is None:
+            raise EncodingError("this space uses caller-given features; architecture features are not added to them")
+        self.architecture_raw = raw
+        self.architecture_stats = auto.standardise_architecture(raw)
+        self._features = None
+        if self.surrogate is not None and self.surrogate.n_features != self.features.shape[1]:
+            self.surrogate = None
 
     @property
     def metric_names(self) -> list[str]:
@@ -960,6 +1007,9 @@ class SearchSpace:
             module_name=self.module_name,
             function_name=self.function_name,
             created=self.created,
+            encoding_extras=self.encoding_extras,
+            architecture_raw=self.architecture_raw[kept] if self.architecture_raw is not None else None,
+            architecture_stats=self.architecture_stats,
         )
         position = {int(old): new for new, old in enumerate(kept.tolist())} if self.failures else {}
         sub.failures = {position[i]: msg for i, msg in self.failures.items() if i in position}
@@ -1013,6 +1063,7 @@ class SearchSpace:
         simultaneous: bool = True,
         n_members: int = 5,
         progress: bool = True,
+        holdout: float = 0.1,
         **surrogate_options: Any,
     ) -> None:
         """(Re)build and pretrain the deep-ensemble surrogate on :attr:`profile`.
@@ -1022,6 +1073,9 @@ class SearchSpace:
             simultaneous: one loss over all metric heads (paper default); ``False`` = one metric at a time.
             n_members: ensemble size.
             progress: show a progress bar.
+            holdout: share of the encodings (seeded, at most 5,000) whose metrics are hidden from pretraining
+                to measure how well the surrogate ranks each metric (Kendall tau, in :attr:`pretrain_info`
+                and :meth:`describe`); 0 = use every value, no measurement.
             **surrogate_options: extra hyper-parameters passed to ``DeepEnsemble``.
         """
         from nastune.surrogate import DeepEnsemble
@@ -1032,11 +1086,34 @@ class SearchSpace:
                 f"search space {self.name!r} has no metric to pretrain on; run ss.preprocess(sample_input=...) or"
                 " pass pretraining_data={'params': [...]}"
             )
+        self._choose_interactions(targets, seed)
         X = self.features
+        if not 0.0 <= holdout < 1.0:
+            raise ProfilingError(f"holdout must lie in [0, 1), got {holdout}")
+        known_rows = np.flatnonzero(np.any([np.isfinite(v) for v in targets.values()], axis=0))
+        n_held = min(5000, int(holdout * len(known_rows)))
+        held = np.array([], dtype=np.int64)
+        train_targets = dict(targets)
+        if n_held >= 10:
+            held = np.sort(np.random.default_rng([seed, 7]).choice(known_rows, size=n_held, replace=False))
+            for metric, values in targets.items():
+                hidden = values.copy()
+                hidden[held] = np.nan
+                if np.isfinite(hidden).any():
+                    train_targets[metric] = hidden
         ensemble = DeepEnsemble(
             X.shape[1], list(targets), n_members=n_members, seed=seed, **surrogate_options
         )
-        stats = ensemble.pretrain(X, targets, simultaneous=simultaneous, progress=progress)
+        stats = ensemble.pretrain(X, train_targets, simultaneous=simultaneous, progress=progress)
+        taus: dict[str, float | None] = {}
+        if len(held):
+            from scipy.stats import kendalltau
+
+            predicted = ensemble.predict_metrics(X[held])
+            for metric, values in targets.items():
+                ok = np.isfinite(values[held])
+                tau = kendalltau(predicted[metric][0][ok], values[held][ok])[0] if ok.sum() >= 3 else math.nan
+                taus[metric] = None if not math.isfinite(tau) else round(float(tau), 4)
         self.surrogate = ensemble
         self.pretrain_info = {
             "metrics": list(targets),
@@ -1045,8 +1122,96 @@ class SearchSpace:
             "n_members": n_members,
             "options": _jsonable(surrogate_options),
             "stats": _jsonable(stats),
+            "heldout": len(held),
+            "heldout_kendall_tau": taus,
         }
         logger.info("pretrained %d-member surrogate of %r on %s", n_members, self.name, ", ".join(targets))
+
+    def _choose_interactions(self, targets: Mapping[str, np.ndarray], seed: int) -> None:
+        """In ``"auto"`` mode, keep the pairwise products only if they explain the pretraining metrics better."""
+        extras = self.encoding_extras
+        if extras is None or extras.get("mode") != "auto" or not extras.get("candidates") or self.feature_spec is None:
+            return
+        from nastune import features as auto
+
+        base = features_from_spec(self.encodings, self.feature_spec)
+        trial = {**extras, "interactions": extras["candidates"]}
+        both = auto.encoding_extra_features(self.encodings, self.feature_spec, trial, base)
+        n_ordinal = len(extras.get("ordinal", []))
+        without = np.concatenate([base, both[:, :n_ordinal]], axis=1)
+        verdict = auto.interactions_help(without, both[:, n_ordinal:], targets, seed=seed)
+        chosen = extras["candidates"] if verdict["use"] else []
+        if chosen != extras.get("interactions"):
+            self._features = None
+        self.encoding_extras = {**extras, "interactions": chosen, "interaction_check": verdict}
+        logger.info("pairwise interactions of %r: %s (cross-validated R^2 on the metrics %s without, %s with)",
+                    self.name, "used" if verdict["use"] else "not used", verdict["r2_without"], verdict["r2_with"])
+
+    def add_results(self, name: str, results: Mapping[Any, float]) -> None:
+        """Add the results of an earlier search on this space as a sparse pretraining target.
+
+        The next :meth:`pretrain` (or :meth:`preprocess`) fits a head to them like to any profiled metric, and
+        every search then starts its objective head from a combination that includes it, so a search on a
+        new dataset or fidelity learns from the old one. The bundle carries them like the profile.
+
+        Args:
+            name: a metric name for them, e.g. ``"c10_valid"`` (letters, digits, ``_-.``).
+            results: ``{encoding index or encoding tuple: value}``; encodings not given stay unknown (NaN).
+
+        Raises:
+            ProfilingError: a bad name, an encoding not in the space, or a non-finite value.
+        """
+        _check_metric_name(name)
+        if not results:
+            raise ProfilingError(f"add_results({name!r}) got no results")
+        column = np.full(len(self), np.nan)
+        for key, value in results.items():
+            if isinstance(key, int | np.integer) and not isinstance(key, bool):
+                index = int(key)
+                if not 0 <= index < len(self):
+                    raise ProfilingError(f"result index {index} is outside 0..{len(self) - 1}")
+            else:
+                try:
+                    index = self.index_of(key)
+                except EncodingError as exc:
+                    raise ProfilingError(f"add_results({name!r}): {exc}") from exc
+            v = float(value)
+            if not math.isfinite(v):
+                raise ProfilingError(f"add_results({name!r}): the value of encoding {index} is {value!r}, not finite")
+            column[index] = v
+        self.profile[name] = column
+        logger.info("added %d results as pretraining target %r of %r", int(np.isfinite(column).sum()), name, self.name)
+
+    def describe(self) -> dict[str, Any]:
+        """What the surrogate sees and how well it learned it (plain data, e.g. for a space page).
+
+        Returns:
+            ``{"name", "encodings", "features": {"total", "groups": {group: columns}}, "metrics": {metric:
+            {"known": count, "heldout_kendall_tau": tau or None}}, "pretrained": bool}``; feature groups are
+            ``"encoding"`` (one-hot / numeric per position), ``"ordinal"``, ``"interactions"``, ``"architecture"``
+            (read from the networks), or ``"custom"`` for caller-given features.
+        """
+        groups: dict[str, int] = {}
+        if self.feature_spec is None:
+            groups["custom"] = int(self.features.shape[1])
+        else:
+            groups["encoding"] = sum(len(s["values"]) if s["kind"] == "onehot" else 1 for s in self.feature_spec)
+            extras = self.encoding_extras or {}
+            groups["ordinal"] = len(extras.get("ordinal", []))
+            groups["interactions"] = len(extras.get("interactions", []))
+            stats = self.architecture_stats if self.architecture_raw is not None else None
+            groups["architecture"] = len(stats["columns"]) if stats else 0
+        taus = (self.pretrain_info or {}).get("heldout_kendall_tau") or {}
+        return {
+            "name": self.name,
+            "encodings": len(self),
+            "features": {"total": int(self.features.shape[1]), "groups": groups},
+            "metrics": {
+                m: {"known": int(np.isfinite(v).sum()), "heldout_kendall_tau": taus.get(m)}
+                for m, v in self.profile.items()
+            },
+            "pretrained": self.surrogate is not None,
+        }
 
     # -- profiling -------------------------------------------------------------------------------------
     @property
@@ -1077,6 +1242,7 @@ class SearchSpace:
         save: bool = True,
         surrogate_options: Mapping[str, Any] | None = None,
         flops_device: str = "auto",
+        architecture_features: bool = True,
     ) -> SearchSpace:
         """Profile the encodings (or take user metrics), pretrain the surrogate, save the bundle.
 
@@ -1104,6 +1270,10 @@ class SearchSpace:
             surrogate_options: extra ``DeepEnsemble`` hyper-parameters.
             flops_device: where FLOPs are counted: ``"auto"`` (meta unless a CPU network is built anyway),
                 ``"meta"`` or ``"cpu"``; see :mod:`nastune.profiling`.
+            architecture_features: when the space has ``encoding_to_net`` (and no caller-given features),
+                read every network's structure on the meta device into features the surrogate uses
+                (:mod:`nastune.features`); this happens during the profiling pass, or in a pass of its own
+                (no forward, about 30 ms per NB201 network) when only ``pretraining_data`` is given.
 
         Returns:
             ``self``, profiled, pretrained and saved.
@@ -1117,6 +1287,10 @@ class SearchSpace:
                 " and the profiling checkpoint are written there)"
             )
         user_data = _check_pretraining_data(pretraining_data, n) if pretraining_data is not None else {}
+        want_arch = (
+            architecture_features and self.encoding_to_net is not None and self.feature_spec is not None
+            and self.architecture_raw is None
+        )
         if sample_input is not None or not user_data:
             if self.encoding_to_net is None:
                 raise ProfilingError(
@@ -1146,7 +1320,9 @@ class SearchSpace:
                 threads=threads,
                 isolate=isolate,
                 progress=progress,
+                architecture=want_arch,
             )
+            self._take_architecture(table)
             for metric, values in table.metrics.items():
                 self.profile[metric] = values
             self.failures = table.failures()
@@ -1156,6 +1332,22 @@ class SearchSpace:
                     len(self.failures), len(subset), next(iter(self.failures)),
                     next(iter(self.failures.values())).splitlines()[0],
                 )
+        elif want_arch and self.encoding_to_net is not None:
+            # only user metrics: one pass of its own over the networks for their structure (no forward)
+            import torch
+
+            subset = _profiled_subset(n, fraction, max_profiled, seed)
+            table = profiling.profile_space(
+                self.encoding_to_net, self.encodings, subset, torch.zeros(1), checkpoint=self.checkpoint_path,
+                fingerprint=self.encodings.fingerprint(), metrics=(), seed=seed, timeout_s=timeout_s,
+                threads=threads, isolate=isolate, progress=progress, architecture=True,
+            )
+            self._take_architecture(table)
+            failed = table.failures()
+            if failed:
+                logger.warning("%d of %d networks could not be read for architecture features; e.g. encoding %d: %s",
+                               len(failed), len(subset), next(iter(failed)),
+                               next(iter(failed.values())).splitlines()[0])
         for metric, values in user_data.items():
             self.profile[metric] = values
         if pretrain:
@@ -1169,6 +1361,20 @@ class SearchSpace:
             if checkpoint is not None and checkpoint.exists():
                 checkpoint.unlink()  # its results now live in the bundle
         return self
+
+    def _take_architecture(self, table: Any) -> None:
+        """Move the ``arch:<k>`` columns of a profiling table into :attr:`architecture_raw`."""
+        from nastune.features import ARCH_FEATURE_NAMES, ARCH_PREFIX
+
+        keys = [f"{ARCH_PREFIX}{k}" for k in range(len(ARCH_FEATURE_NAMES))]
+        columns = [table.metrics.pop(key, None) for key in keys]
+        for key in [k for k in table.metrics if k.startswith(ARCH_PREFIX)]:
+            table.metrics.pop(key)
+        if all(c is None for c in columns):
+            return
+        raw = np.stack([c if c is not None else np.full(len(self), np.nan) for c in columns], axis=1)
+        raw[~np.isfinite(raw).all(axis=1)] = np.nan  # a network read only in part counts as not read
+        self.set_architecture_features(raw)
 
     # -- persistence ----------------------------------------------------------------------------------
     def save(self, path: str | Path | None = None) -> Path:
@@ -1316,6 +1522,7 @@ def create_search_space(
     features: FeatureOverride | None = None,
     feature_spec: Sequence[Any] | Mapping[int, Any] | None = None,
     onehot_max: int = ONEHOT_MAX_DISTINCT,
+    interactions: bool | str = False,
 ) -> SearchSpace:
     """Create a search space from encodings (validated) and an optional network builder.
 
@@ -1330,6 +1537,10 @@ def create_search_space(
             receiving :meth:`Encodings.matrix` ``(n, L)``.
         feature_spec: per-position override of the inferred feature kinds (see :func:`infer_feature_spec`).
         onehot_max: numeric positions with at most this many distinct values are one-hot encoded.
+        interactions: pairwise products of the ordinal/numeric positions: ``False`` (default), ``True``, or
+            ``"auto"`` (kept when they explain the pretraining metrics better); see
+            :func:`nastune.features.infer_encoding_extras`. One-hot numeric positions with 3 or more values
+            always get an ordinal column too.
 
     Raises:
         EncodingError: duplicates, ragged lengths, non-JSON values, an empty list, or bad features.
@@ -1341,8 +1552,19 @@ def create_search_space(
     table = validate_encodings(encodings)
     spec: list[dict[str, Any]] | None = None
     matrix: np.ndarray | None = None
+    extras: dict[str, Any] | None = None
     if features is None:
+        from nastune.features import infer_encoding_extras
+
         spec = infer_feature_spec(table, feature_spec, onehot_max=onehot_max)
+        if isinstance(feature_spec, Mapping):
+            fixed = {int(j) for j, v in feature_spec.items() if v is not None}
+        else:
+            fixed = {j for j, v in enumerate(feature_spec or []) if v is not None}
+        try:
+            extras = infer_encoding_extras(table, spec, interactions=interactions, fixed=fixed)
+        except ValueError as exc:
+            raise EncodingError(str(exc)) from exc
     else:
         if feature_spec is not None:
             raise EncodingError("give either features (whole matrix) or feature_spec (per position), not both")
@@ -1367,13 +1589,75 @@ def create_search_space(
         module_source=source,
         module_name=module,
         function_name=function,
+        encoding_extras=extras,
     )
     logger.info(
         "created search space %r: %d encodings of length %d, %d features",
         name, len(table), table.length, space.features.shape[1] if matrix is not None else
-        sum(len(s["values"]) if s["kind"] == "onehot" else 1 for s in spec or []),
+        sum(len(s["values"]) if s["kind"] == "onehot" else 1 for s in spec or [])
+        + len((extras or {}).get("ordinal", [])) + len((extras or {}).get("interactions", [])),
     )
     return space
+
+
+def read_search_results(path: str | Path) -> list[tuple[tuple, float]]:
+    """The successful high-fidelity results ``[(encoding, value), ...]`` of a saved search state file.
+
+    Raises:
+        ProfilingError: the file is missing or is not a nastune search state.
+    """
+    p = Path(path)
+    try:
+        state = json.loads(p.read_text(encoding="utf-8"))
+        history = state["history"]
+    except FileNotFoundError as exc:
+        raise ProfilingError(f"warm-start file {p} does not exist") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProfilingError(f"{p} is not a saved nastune search (a SearchInstance save_filename): {exc!r}") from exc
+    out = []
+    for e in history:
+        if isinstance(e, Mapping) and e.get("fidelity") == "hi" and e.get("value") is not None:
+            out.append((tuple(e["encoding"]), float(e["value"])))
+    return out
+
+
+def warm_started_space(space: SearchSpace, files: Sequence[str | Path], *, seed: int = 0) -> SearchSpace:
+    """A copy of ``space`` whose surrogate is pretrained again with earlier searches' results as sparse targets.
+
+    Each file's high-fidelity results become the pretraining target ``warm<k>`` (NaN where that search did not
+    evaluate), next to the space's own metrics; the pretraining settings of the space are kept. The search that
+    uses the copy then starts its objective head from a combination that includes what those searches saw.
+
+    Args:
+        space: a space with a profile (the original is not changed).
+        files: saved search state files (``SearchInstance`` ``save_filename``) on the same encodings.
+        seed: seed of the new pretraining.
+
+    Raises:
+        ProfilingError: a file is unreadable, holds no result, or none of its encodings are in the space.
+    """
+    if isinstance(files, str | Path):
+        files = [files]
+    warm = space._subset(np.arange(len(space), dtype=np.int64))
+    warm.parent_indices = space.parent_indices
+    warm.filter_report = space.filter_report
+    for k, path in enumerate(files):
+        results = read_search_results(path)
+        if not results:
+            raise ProfilingError(f"warm-start file {path} holds no successful high-fidelity result")
+        idx = space.indices_of([enc for enc, _ in results])
+        found = {int(i): v for i, (_, v) in zip(idx.tolist(), results, strict=True) if i >= 0}
+        if not found:
+            raise ProfilingError(f"none of the {len(results)} encodings of {path} is in search space {space.name!r}")
+        if len(found) < len(results):
+            logger.warning("warm start: %d of %d results of %s are not in this space; ignored",
+                           len(results) - len(found), len(results), path)
+        warm.add_results(f"warm{k}", found)
+    info = space.pretrain_info or {}
+    options = dict(info.get("options") or {})
+    warm.pretrain(seed=seed, simultaneous=bool(info.get("simultaneous", True)),
+                  n_members=int(info.get("n_members", 5)), progress=False, **options)
+    return warm
 
 
 def load_search_space(path: str | Path) -> SearchSpace:

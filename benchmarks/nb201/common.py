@@ -49,14 +49,33 @@ class Method:
     pretrained: bool = True
     lofi: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    #: user-level rows: the space's feature groups ("auto" = automatic features, "encoding" = without the
+    #: architecture features read from the networks)
+    features: str = "auto"
+    #: transfer rows: warm start from the first 100 evaluations of a CIFAR-10 user-level search
+    warm_start: bool = False
 
 
 #: search options shared by every nastune row (tuned on seeds >= 1000 only)
 NASTUNE_OPTIONS: dict[str, Any] = {}
 
+#: pretraining data of the user-level rows: what a user has without any benchmark knowledge
+USER_METRICS = ("params", "latency")
+#: evaluations of the CIFAR-10 search the transfer rows start from (issue 13: its first 100 only)
+TRANSFER_EVALUATIONS = 100
+#: the CIFAR-10 search of seed s that a transfer run of seed s starts from has seed s + this (another run)
+TRANSFER_SEED_OFFSET = 500
+
 METHODS: dict[str, Method] = {
     m.name: m
     for m in (
+        Method("user", "user", "nastune, public API, user-level inputs (automatic features)", metrics=USER_METRICS),
+        Method("user-nopretrain", "user", "nastune, user-level inputs, no pretraining", metrics=USER_METRICS,
+               pretrained=False),
+        Method("user-encoding", "user", "nastune, user-level inputs, encoding features only", metrics=USER_METRICS,
+               features="encoding"),
+        Method("user-transfer", "user", "nastune, user-level inputs, warm start from 100 CIFAR-10 evaluations",
+               metrics=USER_METRICS, warm_start=True),
         Method("nastune", "bo", "nastune (simultaneous pretraining)"),
         Method("nastune-sequential", "bo", "nastune (sequential pretraining)", simultaneous=False),
         Method("nastune-nopretrain", "bo", "nastune (no pretraining)", pretrained=False),
@@ -69,6 +88,88 @@ METHODS: dict[str, Method] = {
         Method("descending_params", "descending_params", "descending parameter count"),
     )
 }
+
+
+@cache
+def user_space_bundle(dataset: str, features: str = "auto") -> Path:
+    """The user-level space of ``dataset``, made through the public API and saved once (no surrogate yet).
+
+    Op-name encodings, the dataset's ``encoding_to_net`` (``benchmarks.nb201.user_space``) and
+    :data:`USER_METRICS` as ``pretraining_data``; ``preprocess`` reads the architecture features from the
+    networks itself (about 7 minutes on an idle core, resumable). ``features="encoding"`` skips that
+    (ablation row). CIFAR-100 and ImageNet16-120 take the architecture features of the CIFAR-10 space, as
+    a user who was shared that bundle would (the cells are the same; only the classifier's width differs),
+    to save two passes over 15,625 networks on a busy 2-core machine.
+    """
+    from benchmarks.nb201.user_space import ENCODING_TO_NET, op_name_encodings
+    from nastune import load_search_space
+
+    folder = VAR / "user"
+    path = folder / f"v1-{dataset}-{features}.nastune"
+    if path.exists():
+        return path
+    folder.mkdir(parents=True, exist_ok=True)
+    b = bench(dataset)
+    tmp = folder / f"v1-{dataset}-{features}.partial.nastune"  # fixed name: a killed pass resumes
+    space = create_search_space(f"nb201-user-{dataset}", tmp, op_name_encodings(_table().encodings),
+                                ENCODING_TO_NET[dataset])
+    if features == "auto" and dataset != "cifar10":
+        shared = load_search_space(user_space_bundle("cifar10", "auto"))
+        if shared.architecture_raw is None:
+            raise RuntimeError("the CIFAR-10 user-level space has no architecture features")
+        space.set_architecture_features(shared.architecture_raw)
+    space.preprocess(pretraining_data={m: b.metrics[m] for m in USER_METRICS}, pretrain=False, progress=False,
+                     architecture_features=features == "auto")
+    os.replace(tmp, path)
+    return path
+
+
+def user_space(dataset: str, features: str, seed: int, pretrained: bool) -> Any:
+    """The user-level space, pretrained with ``seed`` (``SearchSpace.pretrain`` defaults, cached)."""
+    from safetensors.torch import load_file, save_file
+
+    from nastune import load_search_space
+
+    space = load_search_space(user_space_bundle(dataset, features))
+    if not pretrained:
+        return space
+    key = f"user-v1-{dataset}-{features}-{seed}"
+    folder = VAR / "pretrained"
+    weights, config, info = folder / f"{key}.safetensors", folder / f"{key}.json", folder / f"{key}.info.json"
+    if weights.exists() and config.exists() and info.exists():
+        space.surrogate = DeepEnsemble.from_state(json.loads(config.read_text()), load_file(str(weights)))
+        space.pretrain_info = json.loads(info.read_text())
+        return space
+    space.pretrain(seed=seed, progress=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    tag = f".{os.getpid()}.tmp"
+    save_file(space.surrogate.state_dict(), str(weights) + tag)
+    Path(str(config) + tag).write_text(json.dumps(space.surrogate.config()))
+    Path(str(info) + tag).write_text(json.dumps(space.pretrain_info))
+    for f in (weights, config, info):
+        os.replace(str(f) + tag, f)
+    return space
+
+
+def transfer_source(seed: int) -> Path:
+    """A finished CIFAR-10 user-level search (its first :data:`TRANSFER_EVALUATIONS` evaluations), as a file."""
+    path = VAR / "transfer" / f"cifar10-{seed + TRANSFER_SEED_OFFSET}.json"
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    b = bench("cifar10")
+    space = user_space("cifar10", "auto", seed + TRANSFER_SEED_OFFSET, True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.json")
+    s = SearchInstance("c10-source", tmp, search_space=space, seed=seed + TRANSFER_SEED_OFFSET, progress=False,
+                       hi_fi_eval=None, eval_budget=TRANSFER_EVALUATIONS)
+    while True:
+        proposals = s.ask(1)
+        if not proposals:
+            break
+        for p in proposals:
+            s.tell(p.index, p.fidelity, float(b.valid[p.index]))
+    os.replace(tmp, path)
+    return path
 
 
 @dataclass
@@ -206,16 +307,25 @@ def run_one(method_name: str, dataset: str, seed: int, budget: int = BUDGET,
     b = bench(dataset)
     start = time.perf_counter()
     bo_seconds: list[float] = []
-    if method.kind == "bo":
-        space = base_space(dataset)
-        space.surrogate = (
-            pretrained_surrogate(dataset, method.metrics, method.simultaneous, seed) if method.pretrained else None
-        )
-        opts = {**NASTUNE_OPTIONS, **method.options, **(options or {})}
+    if method.kind in ("bo", "user"):
+        if method.kind == "bo":
+            space = base_space(dataset)
+            space.surrogate = (
+                pretrained_surrogate(dataset, method.metrics, method.simultaneous, seed) if method.pretrained else None
+            )
+            opts = {**NASTUNE_OPTIONS, **method.options, **(options or {})}
+        else:  # user level: the public API with its defaults, nothing from the benchmark but the objective
+            space = user_space(dataset, method.features, seed, method.pretrained)
+            opts = {**method.options, **(options or {})}
+            if not method.pretrained:
+                opts["pretrained"] = False
+            if method.warm_start:
+                opts["warm_start"] = [str(transfer_source(seed))]
+        pretrained_opt = {"pretrained": method.pretrained} if method.kind == "bo" else {}
         s = SearchInstance(
             f"{method_name}-{dataset}-{seed}", None, search_space=space, seed=seed, progress=False,
             hi_fi_cost=1.0, lo_fi_cost=LOFI_COST if method.lofi else None, eval_budget=budget,
-            pretrained=method.pretrained, **opts,
+            **pretrained_opt, **opts,
         )
         found = False
         while not found:

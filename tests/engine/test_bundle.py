@@ -47,7 +47,10 @@ def test_round_trip_keeps_encodings_features_profile_failures_and_source(
     loaded = load_search_space(profiled_bundle)
     assert loaded.name == "tiny"
     assert loaded.encodings == original.encodings and loaded.encodings.kinds == original.encodings.kinds
-    np.testing.assert_array_equal(loaded.features, original.features)
+    # the encoding features come first; the profiling pass added the architecture features read from the networks
+    d = original.features.shape[1]
+    np.testing.assert_array_equal(loaded.features[:, :d], original.features)
+    assert loaded.features.shape[1] > d and loaded.describe()["features"]["groups"]["architecture"] > 0
     assert loaded.feature_spec == original.feature_spec
     assert set(loaded.profile) == {"params", "params_test", "flops", "latency", "memory", "naswot", "log_synflow"}
     assert np.isfinite(loaded.profile["params"]).all()
@@ -58,7 +61,7 @@ def test_round_trip_keeps_encodings_features_profile_failures_and_source(
     manifest = read_manifest(profiled_bundle)
     assert manifest["format_version"] == FORMAT_VERSION and manifest["name"] == "tiny"
     assert set(manifest["members"]) == {
-        "space.json", "encodings.json", "encoding_to_net.py", "profile.csv", "failures.json"
+        "space.json", "encodings.json", "encoding_to_net.py", "profile.csv", "failures.json", "architecture.safetensors"
     }
 
 

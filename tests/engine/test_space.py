@@ -126,7 +126,9 @@ def test_features_are_inferred_per_position(tmp_path: Path) -> None:
     # positive numbers spanning 8..1024 (x128) -> log
     assert kinds == ["onehot", "numeric", "onehot", "binary", "onehot"]
     assert ss.features.dtype == np.float32
-    assert ss.features.shape == (len(encodings), 5 + 1 + 2 + 1 + 4)
+    # the spec's columns, then the ordinal columns of the int positions with 5 and 4 values (nastune.features)
+    assert ss.features.shape == (len(encodings), 5 + 1 + 2 + 1 + 4 + 2)
+    assert ss.feature_names[13:] == ["0 (ordinal)", "4 (ordinal)"]
     np.testing.assert_array_equal(ss.features[:, :5].sum(axis=1), 1.0)
     width = ss.features[:, 5]
     assert abs(float(width.mean())) < 1e-5 and abs(float(width.std()) - 1.0) < 1e-4
@@ -146,7 +148,9 @@ def test_feature_spec_overrides_per_position(tmp_path: Path) -> None:
     assert [s["kind"] for s in ss.feature_spec] == ["numeric", "onehot"]
     assert ss.features.shape == (12, 1 + 3)
     ss = make(encodings, tmp_path, feature_spec=[None, {"kind": "numeric", "center": 0.0, "scale": 2.0}])
-    np.testing.assert_allclose(ss.features[:, -1], np.array([d / 2 for _ in range(4) for d in (1, 2, 5)]))
+    # column 4 is position 1; position 0 (inferred one-hot) also gets an ordinal column at the end
+    np.testing.assert_allclose(ss.features[:, 4], np.array([d / 2 for _ in range(4) for d in (1, 2, 5)]))
+    assert ss.feature_names[4:] == ["1 (numeric)", "0 (ordinal)"]
     with pytest.raises(EncodingError, match="unknown"):
         make(encodings, tmp_path, feature_spec=["cubic", None])
     with pytest.raises(EncodingError, match=r"has 1 entries, expected 2 \(one per position"):
