@@ -96,7 +96,8 @@ class SearchStorage(ABC):
 
     @abstractmethod
     def finish(self, record: Mapping[str, Any]) -> None:
-        """Record a finished evaluation; its pending record (same ``index`` and ``fidelity``) is removed."""
+        """Record a finished evaluation; its pending record (same ``index`` and ``fidelity``) is removed and
+        what the record leaves out (``ask``, ``reason``, predictions) is kept from it."""
 
     @abstractmethod
     def withdraw(self, index: int, fidelity: str) -> bool:
@@ -173,9 +174,11 @@ class InMemoryStorage(SearchStorage):
     def finish(self, record: Mapping[str, Any]) -> None:
         match = next((p for p in self._pending
                       if p["index"] == record["index"] and p["fidelity"] == record["fidelity"]), None)
+        finished = dict(record)
         if match is not None:
             self._pending.remove(match)
-        self._history.append(dict(record))
+            finished = {**match, **{k: v for k, v in record.items() if v is not None or k in ("value", "error")}}
+        self._history.append(finished)
         self._changed()
 
     def withdraw(self, index: int, fidelity: str) -> bool:
