@@ -1,8 +1,10 @@
 """``make run``: prepare the database and static files, then run the web server and one worker.
 
 Runs gunicorn (with whitenoise serving static files) and one Celery worker consuming every
-queue, prints the URL, and stops both cleanly on Ctrl-C or SIGTERM. If either process dies
-the other is stopped too and the exit status is non-zero.
+queue, prints the URL, and stops both cleanly on Ctrl-C or SIGTERM. A worker that dies is
+started again (its lost work is picked up by the watchdog, nasweb.recovery); one that dies
+``MAX_RESTARTS`` times within ``RESTART_WINDOW_S`` is broken, not unlucky, and stops NASWeb with a
+non-zero status, as does the web server dying.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 _PR_SET_PDEATHSIG = 1
+#: a worker that dies this often within RESTART_WINDOW_S seconds is not restarted again
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
 
 
 def _die_with_parent() -> None:
@@ -66,13 +71,16 @@ def main() -> int:
          "--workers", workers, "--timeout", "120", "--access-logfile", "-", "--graceful-timeout", "10"],
         cwd=ROOT, preexec_fn=_die_with_parent,
     )
-    worker = subprocess.Popen(
-        [PYTHON, "-m", "celery", "-A", "nasweb", "worker", "--queues", "profile,pretrain,search,gpu",
-         "--concurrency", os.environ.get("WORKER_CONCURRENCY", "2"), "--loglevel", "INFO",
-         "--hostname", f"local@{socket.gethostname()}"],
-        cwd=ROOT, preexec_fn=_die_with_parent,
-    )
-    children = {"web server": web, "worker": worker}
+    def start_worker() -> subprocess.Popen:
+        return subprocess.Popen(
+            [PYTHON, "-m", "celery", "-A", "nasweb", "worker", "--queues", "profile,pretrain,search,gpu",
+             "--concurrency", os.environ.get("WORKER_CONCURRENCY", "2"), "--loglevel", "INFO",
+             "--hostname", f"local@{socket.gethostname()}"],
+            cwd=ROOT, preexec_fn=_die_with_parent,
+        )
+
+    children = {"web server": web, "worker": start_worker()}
+    worker_deaths: list[float] = []
     shown_host = f"[{host}]" if ":" in host else host
     print(f"\nNASWeb is running at http://{shown_host}:{port}/  (Ctrl-C stops it)\n", flush=True)
 
@@ -88,10 +96,18 @@ def main() -> int:
     exit_code = 0
     while not stopping:
         for name, child in children.items():
-            if child.poll() is not None:
-                sys.stderr.write(f"the {name} exited with status {child.returncode}; stopping NASWeb\n")
-                exit_code = 1
-                stopping = True
+            if child.poll() is None or stopping:
+                continue
+            if name == "worker":
+                now = time.monotonic()
+                worker_deaths[:] = [t for t in worker_deaths if now - t < RESTART_WINDOW_S] + [now]
+            if name == "worker" and len(worker_deaths) <= MAX_RESTARTS:
+                sys.stderr.write(f"the worker exited with status {child.returncode}; starting it again\n")
+                children["worker"] = start_worker()
+                continue
+            sys.stderr.write(f"the {name} exited with status {child.returncode}; stopping NASWeb\n")
+            exit_code = 1
+            stopping = True
         time.sleep(0.2)
 
     for child in children.values():
