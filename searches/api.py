@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 
 from nasweb.api import DownloadView, PagedView, error_responses, paginate
 from nasweb.uploads import read_module_upload, read_upload
-from searches import evaluator_kinds, selectors, services
+from searches import evaluator_kinds, positions, selectors, services
 from searches.models import Evaluation, SearchInstance
 from searches.spec import DEFAULTS, SearchSpec
 from spaces.api import MeanStdSerializer
@@ -80,7 +80,8 @@ class SearchOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SearchInstance
-        fields = ["id", "name", "space", "space_name", "evaluator_kind", "evaluator_config", "evaluator_sha256",
+        fields = ["id", "name", "notes", "tags", "direction", "space", "space_name", "evaluator_kind",
+                  "evaluator_config", "evaluator_sha256",
                   "hi_fi_cost", "lo_fi_cost", "budget", "spent", "budget_fraction", "parallelism", "seed",
                   "acquisition", "state", "failure_reason", "best_value", "best_index", "finished_count",
                   "created_at", "updated_at", "started_at", "ended_at"]
@@ -129,6 +130,9 @@ class SearchListApi(PagedView):
         seed = serializers.IntegerField(required=False, default=DEFAULTS["seed"])
         acquisition = serializers.ChoiceField(required=False, default=DEFAULTS["acquisition"],
                                               choices=SearchInstance.Acquisition.choices)
+        direction = serializers.ChoiceField(required=False, default=DEFAULTS["direction"],
+                                            choices=SearchInstance.Direction.choices,
+                                            help_text="maximize: higher values are better; minimize: lower ones")
 
         def __init__(self, *args: Any, owner: Any = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -163,7 +167,24 @@ class SearchListApi(PagedView):
 
 
 class SearchDetailApi(APIView):
-    """One search; delete it once it has ended (finished, cancelled or failed)."""
+    """One search; rename it or change its notes and tags; delete it once it has ended (finished,
+    cancelled or failed)."""
+
+    @extend_schema_serializer(component_name="SearchAnnotateInput")
+    class AnnotateSerializer(serializers.Serializer):
+        name = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+        notes = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=100_000)
+        tags = serializers.ListField(child=serializers.CharField(allow_blank=True, max_length=1000), required=False,
+                                     max_length=1000, help_text="the whole new list of tags")
+
+    @extend_schema(request=AnnotateSerializer, responses={200: SearchOutputSerializer, **error_responses(400, 404)})
+    def patch(self, request: Request, search_id: int) -> Response:
+        """Rename the search or change its notes or tags (only the fields given)."""
+        search = _search(request, search_id)
+        serializer = self.AnnotateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        search = services.search_annotate(search=search, **serializer.validated_data)
+        return Response(SearchOutputSerializer(search).data)
 
     @extend_schema(responses={200: SearchOutputSerializer, **error_responses(404)})
     def get(self, request: Request, search_id: int) -> Response:
@@ -202,6 +223,83 @@ class SearchCancelApi(_SearchActionApi):
     """Cancel: queued evaluations are dropped, running ones are stopped."""
 
     service = staticmethod(services.search_cancel)
+
+
+class SearchExtendApi(APIView):
+    """Raise the budget of a search; a finished search goes back to running and spends the rest."""
+
+    @extend_schema_serializer(component_name="SearchExtendInput")
+    class InputSerializer(serializers.Serializer):
+        budget = serializers.FloatField(help_text="the new total budget in hi-fi evaluations; more than the current")
+
+    @extend_schema(request=InputSerializer, responses={200: SearchOutputSerializer, **error_responses(400, 404, 409)})
+    def post(self, request: Request, search_id: int) -> Response:
+        search = _search(request, search_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        search = services.search_extend_budget(search=search, budget=serializer.validated_data["budget"])
+        return Response(SearchOutputSerializer(search).data)
+
+
+class SearchRetryFailedApi(APIView):
+    """Run every failed evaluation again (running, paused or finished searches; a finished one runs again)."""
+
+    @extend_schema(request=None, responses={201: EvaluationOutputSerializer(many=True),
+                                            **error_responses(404, 409)})
+    def post(self, request: Request, search_id: int) -> Response:
+        retries = services.search_retry_failed(search=_search(request, search_id))
+        return Response(EvaluationOutputSerializer(retries, many=True).data, status=status.HTTP_201_CREATED)
+
+
+class SearchCloneApi(APIView):
+    """Start a new search with this one's settings (space, evaluator with its module or table, costs,
+    budget, seed, ...), changing the fields given."""
+
+    @extend_schema_serializer(component_name="SearchCloneInput")
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(required=False, allow_blank=True, max_length=1000,
+                                     help_text="default: the original's name with (copy)")
+        budget = serializers.FloatField(required=False)
+        seed = serializers.IntegerField(required=False)
+        parallelism = serializers.IntegerField(required=False)
+        acquisition = serializers.ChoiceField(required=False, choices=SearchInstance.Acquisition.choices)
+        direction = serializers.ChoiceField(required=False, choices=SearchInstance.Direction.choices)
+        evaluator_config = JSONObjectField(required=False)
+
+    @extend_schema(request=InputSerializer, responses={201: SearchOutputSerializer, **error_responses(400, 404)})
+    def post(self, request: Request, search_id: int) -> Response:
+        search = _search(request, search_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        clone = services.search_clone(search=search, owner=request.user, **serializer.validated_data)
+        return Response(SearchOutputSerializer(clone).data, status=status.HTTP_201_CREATED)
+
+
+class SearchPositionsApi(APIView):
+    """Per encoding position: the evaluated points (parallel coordinates), the best and mean value per
+    level (slice plots) and the position's importance (share of the value's variance it explains alone)."""
+
+    @extend_schema_serializer(component_name="PositionsQuery")
+    class InputSerializer(serializers.Serializer):
+        fidelity = serializers.ChoiceField(required=False, default="hi", choices=Evaluation.Fidelity.choices)
+
+    @extend_schema_serializer(component_name="SearchPositions")
+    class OutputSerializer(serializers.Serializer):
+        search = serializers.IntegerField()
+        fidelity = serializers.CharField()
+        direction = serializers.CharField()
+        points = serializers.ListField(child=serializers.DictField(), help_text=(
+            "index, encoding, value, seq of each finished evaluation at this fidelity (the latest 5000)"))
+        positions = serializers.ListField(child=serializers.DictField(), help_text=(
+            "position, kind (numeric or categorical), levels, slices [{level, count, best, mean}], importance"))
+
+    @extend_schema(parameters=[InputSerializer], responses={200: OutputSerializer, **error_responses(400, 404)})
+    def get(self, request: Request, search_id: int) -> Response:
+        search = _search(request, search_id)
+        query = self.InputSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = positions.search_positions(search=search, fidelity=query.validated_data["fidelity"])
+        return Response(self.OutputSerializer(data).data)
 
 
 class SearchProgressApi(APIView):

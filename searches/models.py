@@ -38,12 +38,20 @@ class SearchInstance(models.Model):
         UCB = "ucb", "Upper confidence bound"
         THOMPSON = "thompson", "Thompson sampling"
 
+    class Direction(models.TextChoices):
+        MAXIMIZE = "maximize", "maximise"
+        MINIMIZE = "minimize", "minimise"
+
     ACTIVE_STATES = (State.QUEUED, State.RUNNING, State.PAUSED)
 
     uid = models.UUIDField(unique=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="searches")
     space = models.ForeignKey(SearchSpace, on_delete=models.PROTECT, related_name="searches")
     name = models.CharField(max_length=120)
+    notes = models.TextField(blank=True)
+    tags = models.JSONField(default=list, blank=True, help_text="short labels the owner filters by")
+    direction = models.CharField(max_length=8, choices=Direction.choices, default=Direction.MAXIMIZE,
+                                 help_text="whether a higher or a lower evaluation value is better")
 
     evaluator_kind = models.CharField(max_length=24, choices=EvaluatorKind.choices)
     evaluator_config = models.JSONField(default=dict, help_text="per fidelity: epochs, dataset, ...; kind specific")
@@ -82,6 +90,16 @@ class SearchInstance(models.Model):
     @property
     def has_low_fidelity(self) -> bool:
         return self.lo_fi_cost is not None
+
+    @property
+    def minimizes(self) -> bool:
+        return self.direction == self.Direction.MINIMIZE
+
+    def better(self, value: float, than: float | None) -> bool:
+        """Whether ``value`` beats ``than`` in this search's direction (anything beats ``None``)."""
+        if than is None:
+            return True
+        return value < than if self.minimizes else value > than
 
     @property
     def budget_fraction(self) -> float:

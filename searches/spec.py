@@ -42,6 +42,7 @@ class SearchSpec:
     parallelism: int = 1
     seed: int = 0
     acquisition: str = "ei"
+    direction: str = "maximize"
     evaluator_config: dict[str, Any] = field(default_factory=dict)
     evaluator_source: str = ""
     evaluator_module: str | None = None
@@ -67,6 +68,9 @@ class SearchSpec:
         acquisitions = SearchInstance.Acquisition.values
         if self.acquisition not in acquisitions:
             raise SearchValidationError("acquisition", f"choose one of {', '.join(acquisitions)}")
+        directions = SearchInstance.Direction.values
+        if self.direction not in directions:
+            raise SearchValidationError("direction", f"choose one of {', '.join(directions)}")
         if self.evaluator_module is not None and self.evaluator_source:
             raise SearchValidationError("evaluator_module", "give either an evaluator module file or evaluator_source")
         return dataclasses.replace(self, name=name, budget=budget, hi_fi_cost=hi_fi_cost, lo_fi_cost=lo_fi_cost,

@@ -42,6 +42,11 @@ class EvaluationRowStorage(SearchStorage):
         self._n_asks = search.n_asks
 
     # -- reading -------------------------------------------------------------------------------------
+    def _flip(self, value: float | None) -> float | None:
+        """A row's value as the engine sees it and back: the engine maximises, so a minimising search
+        shows it negated values (and stores the engine's predictions negated back)."""
+        return -value if value is not None and self.search.minimizes else value
+
     def _record(self, row: Evaluation) -> dict[str, Any]:
         finished = row.state in (Evaluation.State.DONE, Evaluation.State.FAILED)
         record: dict[str, Any] = {
@@ -51,14 +56,14 @@ class EvaluationRowStorage(SearchStorage):
             "attempt": row.attempt,
             "ask": row.ask,
             "asked_at": row.queued_at.isoformat() if row.queued_at else None,
-            "predicted_mean": row.predicted_mean,
+            "predicted_mean": self._flip(row.predicted_mean),
             "predicted_std": row.predicted_std,
             "reason": row.reason or None,
         }
         if finished:
             record.update(
                 seq=row.seq,
-                value=row.value if row.state == Evaluation.State.DONE else None,
+                value=self._flip(row.value) if row.state == Evaluation.State.DONE else None,
                 error=(row.error or "evaluation failed") if row.state == Evaluation.State.FAILED else None,
                 cost=row.cost * self.search.hi_fi_cost,
                 budget_units=row.cost,
@@ -146,8 +151,9 @@ class EvaluationRowStorage(SearchStorage):
                 with transaction.atomic():
                     created.append(Evaluation.objects.create(
                         search_id=self.search.id, encoding_index=int(record["index"]), fidelity=record["fidelity"],
-                        predicted_mean=record.get("predicted_mean"), predicted_std=record.get("predicted_std"),
-                        ask=record.get("ask"), reason=record.get("reason") or "",
+                        predicted_mean=self._flip(record.get("predicted_mean")),
+                        predicted_std=record.get("predicted_std"), ask=record.get("ask"),
+                        reason=record.get("reason") or "",
                     ))
             except IntegrityError:  # proposed while an older row of it exists: never run it twice
                 continue
@@ -197,7 +203,7 @@ class EvaluationRowStorage(SearchStorage):
         search.finished_count += 1
         search.spent += evaluation.cost
         if evaluation.state == Evaluation.State.DONE and evaluation.fidelity == Evaluation.Fidelity.HI and \
-                evaluation.value is not None and (search.best_value is None or evaluation.value > search.best_value):
+                evaluation.value is not None and search.better(evaluation.value, search.best_value):
             search.best_value = evaluation.value
             search.best_index = evaluation.encoding_index
         Evaluation.objects.filter(id=evaluation.id).update(
@@ -208,7 +214,8 @@ class EvaluationRowStorage(SearchStorage):
     def incumbent(self, fidelity: str = "hi") -> dict[str, Any] | None:
         if fidelity != "hi" or self._loaded:
             return super().incumbent(fidelity)
-        search = SearchInstance.objects.only("best_value", "best_index").get(id=self.search.id)
-        if search.best_index is None:
+        search = SearchInstance.objects.only("best_value", "best_index", "direction").get(id=self.search.id)
+        if search.best_index is None or search.best_value is None:
             return None
-        return {"index": search.best_index, "fidelity": "hi", "value": search.best_value}
+        value = -search.best_value if search.minimizes else search.best_value  # the engine's (maximised) value
+        return {"index": search.best_index, "fidelity": "hi", "value": value}

@@ -34,6 +34,7 @@ class SearchSpace(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="search_spaces")
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
+    tags = models.JSONField(default=list, blank=True, help_text="short labels the owner filters by")
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.UPLOAD)
     example = models.CharField(max_length=40, blank=True, help_text="example module name when source=example")
 

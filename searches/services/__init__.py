@@ -12,11 +12,16 @@ from searches.services.evaluation import evaluation_log, evaluation_run
 from searches.services.steering import (
     SearchValidationError,
     evaluation_retry,
+    search_annotate,
     search_cancel,
+    search_clone,
+    search_clone_spec,
     search_create,
     search_delete,
+    search_extend_budget,
     search_pause,
     search_resume,
+    search_retry_failed,
 )
 from searches.services.step import search_step
 
@@ -25,10 +30,15 @@ __all__ = [
     "evaluation_log",
     "evaluation_retry",
     "evaluation_run",
+    "search_annotate",
     "search_cancel",
+    "search_clone",
+    "search_clone_spec",
     "search_create",
     "search_delete",
+    "search_extend_budget",
     "search_pause",
     "search_resume",
+    "search_retry_failed",
     "search_step",
 ]

@@ -38,7 +38,7 @@ def search_create(*, owner: Any, space: SearchSpace, spec: SearchSpec) -> Search
             uid=uuid.uuid4(), owner=owner, space=space, name=spec.name, evaluator_kind=spec.evaluator_kind,
             evaluator_config=stored.config, evaluator_source=stored.source, evaluator_sha256=stored.source_sha256,
             hi_fi_cost=spec.hi_fi_cost, lo_fi_cost=spec.lo_fi_cost, budget=spec.budget,
-            parallelism=spec.parallelism, seed=spec.seed, acquisition=spec.acquisition,
+            parallelism=spec.parallelism, seed=spec.seed, acquisition=spec.acquisition, direction=spec.direction,
         )
         if stored.table is not None:
             search.evaluator_table.save("table.csv", ContentFile(stored.table), save=False)
@@ -139,3 +139,113 @@ def next_attempt(evaluation: Evaluation) -> Evaluation:
     )
 
 
+
+
+def search_extend_budget(*, search: SearchInstance, budget: float) -> SearchInstance:
+    """Raise the budget to ``budget`` (hi-fi evaluation units); a finished search goes back to running."""
+    from searches.spec import BUDGET_MAX, _number
+
+    budget = _number(budget, "budget", low=0, high=BUDGET_MAX, low_inclusive=False)
+    if budget <= search.budget:
+        raise SearchValidationError("budget", f"the new budget must be more than the current {search.budget:g}")
+    extendable = (*SearchInstance.ACTIVE_STATES, SearchInstance.State.FINISHED)
+    with transaction.atomic():
+        locked = SearchInstance.objects.select_for_update().get(id=search.id)
+        if locked.state not in extendable:
+            raise ConflictError("state", f"cannot extend the budget of a search that is {locked.state}")
+        fields: dict[str, Any] = {"budget": budget}
+        if locked.state == SearchInstance.State.FINISHED:
+            fields.update(state=SearchInstance.State.RUNNING, ended_at=None)
+        SearchInstance.objects.filter(id=search.id).update(updated_at=timezone.now(), **fields)
+        if locked.state != SearchInstance.State.PAUSED:
+            enqueue_step(search.id)
+    search.refresh_from_db()
+    return search
+
+
+def search_retry_failed(*, search: SearchInstance) -> list[Evaluation]:
+    """Run every failed evaluation of the search again as a new attempt; a finished search goes back
+    to running (the retries count against its budget like any evaluation)."""
+    with transaction.atomic():
+        locked = SearchInstance.objects.select_for_update().get(id=search.id)
+        allowed = (SearchInstance.State.RUNNING, SearchInstance.State.PAUSED, SearchInstance.State.FINISHED)
+        if locked.state not in allowed:
+            raise ConflictError("state", f"cannot retry the evaluations of a search that is {locked.state}")
+        failed = list(locked.evaluations.filter(state=Evaluation.State.FAILED, retried=False).exclude(error=CANCELLED))
+        if not failed:
+            raise ConflictError("state", "the search has no failed evaluations to retry")
+        Evaluation.objects.filter(id__in=[evaluation.id for evaluation in failed]).update(retried=True)
+        retries = [next_attempt(evaluation) for evaluation in failed]
+        if locked.state == SearchInstance.State.FINISHED:
+            SearchInstance.objects.filter(id=search.id).update(
+                state=SearchInstance.State.RUNNING, ended_at=None, updated_at=timezone.now())
+        enqueue_evaluations([retry.id for retry in retries])
+    search.refresh_from_db()
+    return retries
+
+
+TAGS_MAX = 20
+TAG_MAX_CHARS = 40
+NOTES_MAX_CHARS = 20_000
+
+
+def clean_tags(tags: Any, *, field: str = "tags") -> list[str]:
+    """Tags as a list of distinct, stripped, non-empty labels (a comma-separated text is split)."""
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    if not isinstance(tags, list | tuple) or not all(isinstance(tag, str) for tag in tags):
+        raise SearchValidationError(field, "give the tags as a list of texts or one comma-separated text")
+    cleaned: list[str] = []
+    for tag in (tag.strip() for tag in tags):
+        if len(tag) > TAG_MAX_CHARS:
+            raise SearchValidationError(field, f"a tag has at most {TAG_MAX_CHARS} characters: {tag[:50]!r}")
+        if tag and tag not in cleaned:
+            cleaned.append(tag)
+    if len(cleaned) > TAGS_MAX:
+        raise SearchValidationError(field, f"at most {TAGS_MAX} tags")
+    return cleaned
+
+
+def search_annotate(*, search: SearchInstance, name: str | None = None, notes: str | None = None,
+                    tags: Any = None) -> SearchInstance:
+    """Rename the search, or change its notes or tags (only what is given); allowed in every state."""
+    from searches.spec import NAME_MAX_CHARS
+
+    fields: dict[str, Any] = {}
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > NAME_MAX_CHARS:
+            raise SearchValidationError("name", f"give the search a name of at most {NAME_MAX_CHARS} characters")
+        fields["name"] = name
+    if notes is not None:
+        if len(notes) > NOTES_MAX_CHARS:
+            raise SearchValidationError("notes", f"notes have at most {NOTES_MAX_CHARS} characters")
+        fields["notes"] = notes
+    if tags is not None:
+        fields["tags"] = clean_tags(tags)
+    if fields:
+        SearchInstance.objects.filter(id=search.id).update(updated_at=timezone.now(), **fields)
+        search.refresh_from_db()
+    return search
+
+
+def search_clone_spec(*, search: SearchInstance, **changes: Any) -> SearchSpec:
+    """The settings of ``search`` as a new :class:`SearchSpec` (its module and table included), with ``changes``."""
+    import dataclasses
+
+    table = None
+    if search.evaluator_table:
+        with search.evaluator_table.open("rb") as handle:
+            table = handle.read()
+    spec = SearchSpec(
+        name=f"{search.name} (copy)"[:120], evaluator_kind=search.evaluator_kind, budget=search.budget,
+        hi_fi_cost=search.hi_fi_cost, lo_fi_cost=search.lo_fi_cost, parallelism=search.parallelism, seed=search.seed,
+        acquisition=search.acquisition, direction=search.direction, evaluator_config=dict(search.evaluator_config),
+        evaluator_source=search.evaluator_source, evaluator_table=table,
+    )
+    return dataclasses.replace(spec, **changes)
+
+
+def search_clone(*, search: SearchInstance, owner: Any, **changes: Any) -> SearchInstance:
+    """Start a new search with the settings of ``search`` (same space), with ``changes`` applied."""
+    return search_create(owner=owner, space=search.space, spec=search_clone_spec(search=search, **changes))

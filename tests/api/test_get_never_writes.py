@@ -35,6 +35,7 @@ GET_ROUTES: dict[str, tuple[str, str]] = {
     "api/searches/<int:search_id>/curve/": ("/api/searches/{search_id}/curve/", "token"),
     "api/searches/<int:search_id>/reference-curve/": ("/api/searches/{search_id}/reference-curve/", "token"),
     "api/searches/<int:search_id>/pareto/": ("/api/searches/{search_id}/pareto/", "token"),
+    "api/searches/<int:search_id>/positions/": ("/api/searches/{search_id}/positions/", "token"),
     "api/searches/<int:search_id>/predictions/": ("/api/searches/{search_id}/predictions/", "token"),
     "api/searches/<int:search_id>/evaluations/": ("/api/searches/{search_id}/evaluations/", "token"),
     "api/searches/<int:search_id>/evaluations.csv": ("/api/searches/{search_id}/evaluations.csv", "token"),
@@ -58,6 +59,9 @@ NO_GET_ROUTES: dict[str, tuple[str, str]] = {
     "api/searches/<int:search_id>/pause/": ("/api/searches/{search_id}/pause/", "token"),
     "api/searches/<int:search_id>/resume/": ("/api/searches/{search_id}/resume/", "token"),
     "api/searches/<int:search_id>/cancel/": ("/api/searches/{search_id}/cancel/", "token"),
+    "api/searches/<int:search_id>/extend/": ("/api/searches/{search_id}/extend/", "token"),
+    "api/searches/<int:search_id>/retry-failed/": ("/api/searches/{search_id}/retry-failed/", "token"),
+    "api/searches/<int:search_id>/clone/": ("/api/searches/{search_id}/clone/", "token"),
     "api/searches/<int:search_id>/evaluations/<int:evaluation_id>/retry/":
         ("/api/searches/{search_id}/evaluations/{evaluation_id}/retry/", "token"),
     "accounts/logout/": ("/accounts/logout/", "session"),
