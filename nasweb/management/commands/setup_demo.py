@@ -34,7 +34,9 @@ class Command(BaseCommand):
                 user.save(update_fields=["password"])
         password = password_file.read_text().strip()
         if not options["no_data"]:
-            from nasweb.demo import ensure_demo
+            from nasweb.demo import ensure_demo, ensure_digits_demo
 
+            # Digits first: its search then heads the worker's queue, so real training starts at once.
+            ensure_digits_demo(user, write=self.stdout.write)
             ensure_demo(user, write=self.stdout.write)
         self.stdout.write(f"Demo user: {DEMO_USERNAME}  password: {password}")
