@@ -347,6 +347,8 @@ class CurveSerializer(serializers.Serializer):
     best = serializers.ListField(child=serializers.FloatField(), help_text="best value so far")
     value = serializers.ListField(child=serializers.FloatField(), help_text="this evaluation's value")
     index = serializers.ListField(child=serializers.IntegerField())
+    elapsed_s = serializers.ListField(child=serializers.FloatField(allow_null=True),
+                                      help_text="seconds from the search's start to this evaluation's end (wall clock)")
 
 
 class SearchCurveApi(APIView):
@@ -357,6 +359,8 @@ class SearchCurveApi(APIView):
         search = serializers.IntegerField()
         name = serializers.CharField()
         budget = serializers.FloatField()
+        direction = serializers.CharField(help_text="maximize or minimize: which values are better")
+        started_at = serializers.DateTimeField(allow_null=True)
         curves = serializers.DictField(child=CurveSerializer(), help_text="fidelity (hi, lo) -> curve")
 
     @extend_schema(responses={200: OutputSerializer, **error_responses(404)})

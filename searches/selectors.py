@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -119,9 +120,11 @@ def search_curve(*, search: SearchInstance) -> dict[str, Any]:
     records = EvaluationRowStorage(search).history()
     curve = best_curve(records)
     curves: dict[str, dict[str, list]] = {
-        fidelity: {"evaluations": [], "spent": [], "best": [], "value": [], "index": []}
+        fidelity: {"evaluations": [], "spent": [], "best": [], "value": [], "index": [], "elapsed_s": []}
         for fidelity in ("hi", "lo")
     }
+    sign = -1.0 if search.minimizes else 1.0  # the history holds the engine's (maximised) values
+    start = search.started_at or search.created_at
     for k, record in enumerate(records):
         fidelity, value = curve["fidelity"][k], curve["value"][k]
         if value is None or fidelity not in curves:
@@ -129,10 +132,14 @@ def search_curve(*, search: SearchInstance) -> dict[str, Any]:
         line = curves[fidelity]
         line["evaluations"].append(record["seq"])
         line["spent"].append(curve["budget_units"][k])
-        line["best"].append(curve[f"best_{fidelity}"][k])
-        line["value"].append(value)
+        line["best"].append(sign * curve[f"best_{fidelity}"][k])
+        line["value"].append(sign * value)
         line["index"].append(curve["index"][k])
-    return {"search": search.id, "name": search.name, "budget": search.budget, "curves": curves}
+        finished = record.get("finished_at")
+        line["elapsed_s"].append(
+            (datetime.fromisoformat(finished) - start).total_seconds() if finished and start else None)
+    return {"search": search.id, "name": search.name, "budget": search.budget, "direction": search.direction,
+            "started_at": start.isoformat() if start else None, "curves": curves}
 
 
 CSV_COLUMNS = ("evaluation_id", "seq", "encoding_index", "encoding", "fidelity", "attempt", "state", "value", "cost",
