@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import io
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nastune.errors import BundleError, EncodingError
+from nastune.profile_csv import read_profile_csv, write_profile_csv
 
 if TYPE_CHECKING:
     from nastune.space import SearchSpace
@@ -218,45 +218,14 @@ def read_bundle(
 
 
 def _profile_csv(space: SearchSpace) -> bytes:
-    names = list(space.profile)
-    n = len(space)
-    buffer = io.StringIO()
-    buffer.write(",".join(["index", *names]) + "\n")
-    if names:
-        table = np.column_stack([np.arange(n, dtype=np.float64), *[space.profile[m] for m in names]])
-        fmt = ["%d"] + ["%.17g"] * len(names)
-        np.savetxt(buffer, table, fmt=fmt, delimiter=",")
-    else:
-        buffer.write("\n".join(map(str, range(n))))
-        buffer.write("\n")
-    return buffer.getvalue().encode()
+    return write_profile_csv(space.profile, len(space))
 
 
 def _read_profile_csv(data: bytes, n: int) -> dict[str, np.ndarray]:
-    from nastune.space import _check_metric_name
-
-    text = data.decode()
-    header, _, body = text.partition("\n")
-    names = header.strip().split(",")
-    if not names or names[0] != "index":
-        raise BundleError("bundle member 'profile.csv' must start with an 'index' column")
-    metrics = names[1:]
-    for m in metrics:
-        try:
-            _check_metric_name(m)
-        except Exception as exc:
-            raise BundleError(f"bundle member 'profile.csv' has a bad column name {m!r}") from exc
-    if not metrics:
-        return {}
     try:
-        table = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.float64, ndmin=2)
-    except ValueError as exc:
-        raise BundleError(f"bundle member 'profile.csv' is malformed: {exc}") from exc
-    if table.shape != (n, len(names)) or not np.array_equal(table[:, 0], np.arange(n)):
-        raise BundleError(
-            f"bundle member 'profile.csv' has shape {table.shape}, expected ({n}, {len(names)}) with index 0..{n - 1}"
-        )
-    return {m: np.ascontiguousarray(table[:, k + 1]) for k, m in enumerate(metrics)}
+        return read_profile_csv(data, n)[0]
+    except BundleError as exc:
+        raise BundleError(f"bundle member 'profile.csv': {exc}") from exc
 
 
 def space_members(space: SearchSpace) -> dict[str, bytes]:

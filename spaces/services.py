@@ -40,7 +40,6 @@ from usercode import SandboxError, SandboxLimits, run_user_code
 
 logger = logging.getLogger(__name__)
 
-PROFILE_METRICS = ("params", "params_test", "flops", "latency", "memory")
 
 
 class SpaceValidationError(DomainError):
@@ -332,6 +331,13 @@ def _fail(space_id: int, reason: str) -> None:
 _encodings_cache: FileCache[list[list[Any]]] = FileCache(size=4)
 
 
+def _profile_metrics() -> tuple[str, ...]:
+    """The engine's profiled metrics (imported on use: the web process does not load torch)."""
+    from nastune.profiling import PROFILE_METRICS
+
+    return PROFILE_METRICS
+
+
 def load_encodings(space: SearchSpace) -> list[list[Any]]:
     """The space's encodings (parsed once per process and file version; treat as read-only)."""
     return _encodings_cache.get(space.encodings_file.path, lambda path: json.loads(path.read_bytes()))
@@ -396,7 +402,7 @@ def space_validate(*, space_id: int) -> None:
     with transaction.atomic():
         updated = SearchSpace.objects.filter(id=space_id, state=SearchSpace.State.VALIDATING).update(
             state=SearchSpace.State.PROFILING, progress_done=0, progress_total=len(chosen),
-            metrics=list(space.profile_metrics or PROFILE_METRICS), updated_at=timezone.now())
+            metrics=list(space.profile_metrics or _profile_metrics()), updated_at=timezone.now())
         if not updated:
             return
         chunks = ProfileChunk.objects.bulk_create(
@@ -442,7 +448,7 @@ def space_profile_chunk(*, chunk_id: int) -> None:
         result = run_user_code(
             "profile",
             {"encodings": [encodings[i] for i in chunk.indices], "sample_input_shape": space.sample_input_shape,
-             "timeout_s": 60.0, "metrics": space.profile_metrics or list(PROFILE_METRICS)},
+             "timeout_s": 60.0, "metrics": space.profile_metrics or list(_profile_metrics())},
             scratch=scratch, limits=_limits(), modules={"user_module.py": space.module_source},
             on_tick=heartbeat, tick_s=2.0,  # nasweb.recovery.HEARTBEAT_S: beats well inside the stale rule
         )
@@ -516,38 +522,23 @@ def _collect_chunks(space: SearchSpace) -> tuple[dict[str, np.ndarray], dict[int
 
 
 def _store_profile(space: SearchSpace, profile: dict[str, np.ndarray], failures: dict[int, str]) -> None:
-    """Write the profile table as CSV (index, one column per metric, error) to the space's files."""
-    metrics = sorted(profile)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["index", *metrics, "error"])
-    columns = [np.asarray(profile[metric], dtype=float) for metric in metrics]
-    for index in range(space.n_encodings):
-        values = ["" if math.isnan(column[index]) else repr(float(column[index])) for column in columns]
-        writer.writerow([index, *values, failures.get(index, "")])
-    space.profile_file.save("profile.csv", ContentFile(buffer.getvalue().encode()), save=False)
-    space.metrics = metrics
+    """Write the profile table (:mod:`nastune.profile_csv`, the bundle's format) to the space's files."""
+    from nastune.profile_csv import write_profile_csv
+
+    data = write_profile_csv(profile, space.n_encodings, failures)
+    space.profile_file.save("profile.csv", ContentFile(data), save=False)
+    space.metrics = sorted(profile)
     space.profile_failures = len(failures)
 
 
 def load_profile(space: SearchSpace) -> tuple[dict[str, np.ndarray], dict[int, str]]:
     """The stored profile table: metric -> (n,) float array with NaN, and index -> error."""
+    from nastune.profile_csv import read_profile_csv
+
     if not space.profile_file:
         return {}, {}
     with space.profile_file.open("rb") as handle:
-        rows = list(csv.reader(io.StringIO(handle.read().decode())))
-    header, body = rows[0], rows[1:]
-    metrics = header[1:-1]
-    profile = {metric: np.full(space.n_encodings, np.nan) for metric in metrics}
-    failures: dict[int, str] = {}
-    for row in body:
-        index = int(row[0])
-        for metric, cell in zip(metrics, row[1:-1], strict=True):
-            if cell:
-                profile[metric][index] = float(cell)
-        if row[-1]:
-            failures[index] = row[-1]
-    return profile, failures
+        return read_profile_csv(handle.read(), space.n_encodings)
 
 
 def space_pretrain(*, space_id: int) -> None:

@@ -129,19 +129,17 @@ def _finite(value: Any) -> float:
 
 
 def summarize(payload: dict, scratch: Path) -> dict:
-    """Build one network and describe it: module tree and trainable parameters (train and test time)."""
+    """Build one network and describe it: module tree and trainable parameters (train and test time,
+    the test-time form being the engine's :func:`nastune.profiling.inference_form`)."""
     import copy
+
+    from nastune.profiling import count_parameters, has_inference_form, inference_form
 
     encoding_to_net = _load(scratch, USER_MODULE, "encoding_to_net")
     net = encoding_to_net(payload["encoding"])
-    params = int(sum(p.numel() for p in net.parameters() if p.requires_grad))
+    params = int(count_parameters(net))
     params_test = None
-    for method in ("reparameterize", "fuse"):
-        if callable(getattr(net, method, None)):
-            inference = copy.deepcopy(net).eval()
-            returned = getattr(inference, method)()
-            inference = returned if returned is not None and hasattr(returned, "parameters") else inference
-            params_test = int(sum(p.numel() for p in inference.parameters()))
-            break
+    if has_inference_form(net):
+        params_test = int(count_parameters(inference_form(copy.deepcopy(net).eval()), trainable_only=False))
     text = str(net)
     return {"text": text[:200_000], "params": params, "params_test": params_test}
