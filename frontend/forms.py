@@ -173,9 +173,15 @@ class SearchForm(ServiceForm):
                                required=False)
     seed = _spec_number("seed", integer=True, label="Seed", required=False)
     acquisition = forms.ChoiceField(choices=SearchInstance.Acquisition.choices, initial=SUGGESTIONS["acquisition"])
+    direction = forms.ChoiceField(label="Better values are", choices=[
+        (SearchInstance.Direction.MAXIMIZE, "higher (maximise, e.g. accuracy)"),
+        (SearchInstance.Direction.MINIMIZE, "lower (minimise, e.g. loss or error)")],
+        initial=SUGGESTIONS["direction"], required=False)
+    clone_of = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, spaces: list[Any], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, spaces: list[Any], clone_table: bytes | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.clone_table = clone_table  # the cloned search's table, used unless another one is uploaded
         self.fields["space"].choices = [(str(space.id), f"{space.name} ({space.n_encodings} encodings)")
                                         for space in spaces]
         self.fields["evaluator_kind"].choices = evaluator_kinds.choices()  # kinds registered after import too
@@ -210,6 +216,9 @@ class SearchForm(ServiceForm):
                 config[setting.name] = value
         module = data.get("evaluator_module") if "evaluator_module" in kind.inputs else None
         table = data.get("evaluator_table") if "evaluator_table" in kind.inputs else None
+        table_bytes = read_upload(table, field="evaluator_table", text=False) if table else None
+        if table_bytes is None and "evaluator_table" in kind.inputs:
+            table_bytes = self.clone_table
         pasted = (data.get("evaluator_source") or "") if "evaluator_source" in kind.inputs else ""
 
         def given(name: str) -> Any:
@@ -218,8 +227,9 @@ class SearchForm(ServiceForm):
         return SearchSpec(
             name=data["name"], evaluator_kind=kind.name, budget=data["budget"], hi_fi_cost=given("hi_fi_cost"),
             lo_fi_cost=data.get("lo_fi_cost"), parallelism=given("parallelism"), seed=given("seed"),
-            acquisition=data["acquisition"], evaluator_config=config,
+            acquisition=data["acquisition"], direction=data.get("direction") or DEFAULTS["direction"],
+            evaluator_config=config,
             evaluator_source="" if module else pasted,
             evaluator_module=read_module_upload(module, field="evaluator_module") if module else None,
-            evaluator_table=read_upload(table, field="evaluator_table", text=False) if table else None,
+            evaluator_table=table_bytes,
         )

@@ -195,10 +195,14 @@ def search_new(request: HttpRequest) -> HttpResponse:
     if request.method not in ("GET", "POST"):
         return HttpResponse(status=405)
     ready = list(space_selectors.space_list(owner=request.user).filter(state=SearchSpace.State.READY))
+    clone_id = request.POST.get("clone_of") if request.method == "POST" else request.GET.get("clone")
+    original = search_selectors.search_get(owner=request.user, search_id=clone_id) if clone_id else None
     chosen = request.POST.get("space") if request.method == "POST" else request.GET.get("space")
+    if chosen is None and original is not None:
+        chosen = str(original.space_id)
     chosen_space = next((space for space in ready if str(space.id) == str(chosen)), None)
     if request.method == "POST":
-        form = forms.SearchForm(request.POST, request.FILES, spaces=ready)
+        form = forms.SearchForm(request.POST, request.FILES, spaces=ready, clone_table=_clone_table(original))
         if form.is_valid():
             try:
                 search = _create_search(request, form, chosen_space)
@@ -216,6 +220,8 @@ def search_new(request: HttpRequest) -> HttpResponse:
             shape = chosen_space.sample_input_shape or []
             if len(shape) == 4 and shape[-1] == shape[-2]:
                 initial["image_size"] = str(max(8, shape[-1]))
+        if original is not None:
+            initial.update(_clone_initial(original))
         form = forms.SearchForm(initial=initial, spaces=ready)
     not_ready = None
     if chosen and chosen_space is None:
@@ -224,8 +230,30 @@ def search_new(request: HttpRequest) -> HttpResponse:
         except NotFoundError:
             not_ready = None
     return render(request, "frontend/search_new.html", {
-        "form": form, "ready_spaces": ready, "not_ready": not_ready,
+        "form": form, "ready_spaces": ready, "not_ready": not_ready, "original": original,
     })
+
+
+def _clone_initial(search: SearchInstance) -> dict[str, Any]:
+    """The New search form's values for a copy of ``search`` (its evaluator settings are form fields)."""
+    spec = search_services.search_clone_spec(search=search)
+    initial: dict[str, Any] = {
+        "space": str(search.space_id), "name": spec.name, "evaluator_kind": spec.evaluator_kind,
+        "budget": forms._shown(spec.budget), "hi_fi_cost": forms._shown(spec.hi_fi_cost),
+        "lo_fi_cost": forms._shown(spec.lo_fi_cost), "parallelism": spec.parallelism, "seed": spec.seed,
+        "acquisition": spec.acquisition, "direction": spec.direction, "evaluator_source": spec.evaluator_source,
+        "clone_of": search.id,
+    }
+    for key, value in spec.evaluator_config.items():
+        initial[key] = forms._shown(value)
+    return initial
+
+
+def _clone_table(search: SearchInstance | None) -> bytes | None:
+    if search is None or not search.evaluator_table:
+        return None
+    with search.evaluator_table.open("rb") as handle:
+        return handle.read()
 
 
 def _create_search(request: HttpRequest, form: forms.SearchForm, space: SearchSpace | None) -> SearchInstance:
@@ -256,6 +284,7 @@ def _table_params(request: HttpRequest) -> tuple[dict[str, Any], dict[str, str],
     return arguments, echo, errors
 
 
+POSITION_COLUMNS_MAX = 16  # longer encodings are shown as one text column (a row of 40 cells is unreadable)
 COLUMNS = (
     ("seq", "#"), ("encoding_index", "Encoding"), ("fidelity", "Fidelity"), ("state", "State"),
     ("value", "Value"), (None, "Predicted"), ("duration_s", "Time (s)"), (None, "GPU"), ("finished_at", "Finished"),
@@ -267,8 +296,13 @@ def _evaluations_context(request: HttpRequest, search: SearchInstance) -> dict[s
     evaluations = search_selectors.evaluation_list(search=search, **arguments)
     paged = Paginator(evaluations, EVALUATIONS_PER_PAGE).get_page(request.GET.get("page"))
     encodings = search_selectors.search_encodings(search)
+    length = len(encodings[0]) if encodings else 0
+    split = 0 < length <= POSITION_COLUMNS_MAX
     for evaluation in paged:  # users recognise a candidate by its encoding, not by its row index
-        evaluation.encoding_text = search_selectors.encoding_text(encodings[evaluation.encoding_index])
+        encoding = encodings[evaluation.encoding_index]
+        evaluation.encoding_text = search_selectors.encoding_text(encoding)
+        evaluation.encoding_cells = [search_selectors.encoding_text([value])[1:-1] for value in encoding] \
+            if split else []
     ordering = arguments["ordering"]
     base = {key: value for key, value in echo.items() if value and key != "ordering"}
     columns = []
@@ -279,6 +313,10 @@ def _evaluations_context(request: HttpRequest, search: SearchInstance) -> dict[s
             column["sort"] = "descending" if descending else ("ascending" if ordering == key else "none")
             column["href"] = "?" + urlencode({**base, "ordering": key if descending else f"-{key}"})
         columns.append(column)
+        if key == "encoding_index" and split:  # one column per encoding position
+            column["label"] = "Candidate"
+            columns.extend({"label": f"p{position}", "key": None, "position": position,
+                            "title": f"encoding position {position}"} for position in range(length))
     return {
         "search": search,
         "evaluations": paged,
@@ -308,6 +346,7 @@ def search_dashboard(request: HttpRequest, search_id: int) -> HttpResponse:
         "metrics": [metric for metric in ("params", "flops", "latency", "memory", "params_test")
                     if metric in (search.space.metrics or [])],
         "active": search.state in SearchInstance.ACTIVE_STATES,
+        "extend_suggestion": f"{search.budget * 2:g}",
     })
 
 
@@ -330,6 +369,8 @@ SEARCH_ACTIONS = {
 @require_POST
 def search_action(request: HttpRequest, search_id: int, action: str) -> HttpResponse:
     search = search_selectors.search_get(owner=request.user, search_id=search_id)
+    if action in FORM_ACTIONS:
+        return FORM_ACTIONS[action](request, search)
     if action not in SEARCH_ACTIONS:
         raise Http404("no such action")
     service, done = SEARCH_ACTIONS[action]
@@ -340,6 +381,46 @@ def search_action(request: HttpRequest, search_id: int, action: str) -> HttpResp
     else:
         messages.success(request, f"Search {done}.")
     return redirect("search-dashboard", search_id=search.id)
+
+
+def _extend(request: HttpRequest, search: SearchInstance) -> HttpResponse:
+    text = request.POST.get("budget", "").strip()
+    try:
+        budget = float(text)
+        search_services.search_extend_budget(search=search, budget=budget)
+    except ValueError:
+        messages.error(request, "The new budget must be a number.")
+    except DomainError as exc:
+        messages.error(request, exc.reason)
+    else:
+        messages.success(request, f"Budget raised to {search.budget:g}.")
+    return redirect("search-dashboard", search_id=search.id)
+
+
+def _retry_failed(request: HttpRequest, search: SearchInstance) -> HttpResponse:
+    try:
+        retries = search_services.search_retry_failed(search=search)
+    except DomainError as exc:
+        messages.error(request, exc.reason)
+    else:
+        messages.success(request, f"{len(retries)} failed evaluation{'s' if len(retries) != 1 else ''} queued again.")
+    return redirect("search-dashboard", search_id=search.id)
+
+
+def _annotate(request: HttpRequest, search: SearchInstance) -> HttpResponse:
+    try:
+        search_services.search_annotate(search=search, name=request.POST.get("name"), notes=request.POST.get("notes"),
+                                        tags=request.POST.get("tags"))
+    except DomainError as exc:
+        messages.error(request, exc.reason)
+    else:
+        messages.success(request, "Name, notes and tags saved.")
+    return redirect("search-dashboard", search_id=search.id)
+
+
+FORM_ACTIONS: dict[str, Callable[[HttpRequest, SearchInstance], HttpResponse]] = {
+    "extend": _extend, "retry-failed": _retry_failed, "annotate": _annotate,
+}
 
 
 @page

@@ -83,3 +83,16 @@ def make_search(owner: Any, space: SearchSpace, *, n_evaluations: int = 30, stat
     search.best_index = 1 if best is not None else None
     search.save()
     return search
+
+
+def make_long_space(owner: Any, *, length: int, n: int = 8) -> SearchSpace:
+    """A ready space of ``n`` encodings of ``length`` positions (no profile)."""
+    encodings = [[k + position for position in range(length)] for k in range(n)]
+    space = SearchSpace(
+        uid=uuid.uuid4(), owner=owner, name="long space", n_encodings=n, encoding_length=length, feature_summary=[],
+        module_source=MODULE, module_sha256="0" * 64, sample_input_shape=[1, 3, 8, 8], state="ready",
+        progress_total=n, progress_done=n,
+    )
+    space.encodings_file.save("encodings.json", ContentFile(json.dumps(encodings)), save=False)
+    space.save()
+    return space

@@ -64,5 +64,21 @@ def test_each_row_and_the_best_box_show_the_encoding_itself(owner_client, users)
     assert re.search(r'<code class="encoding" id="best-encoding">\[1, 2\]</code> <span class="muted">#'
                      r'<span id="best-index">1</span>', page)
     table = owner_client.get(f"/searches/{search.id}/evaluations/?ordering=seq").content.decode()
+    # one column per encoding position after the candidate's index
+    assert re.search(r'<th scope="col" title="encoding position 0" class="pos">p0</th>'
+                     r'<th scope="col" title="encoding position 1" class="pos">p1</th>', table)
+    shown = re.findall(r'<td><span class="muted">#(\d+)</span></td><td class="pos" data-position="0"><code>([^<]*)'
+                       r'</code></td><td class="pos" data-position="1"><code>([^<]*)</code></td>', table)
+    assert shown == [("1", "1", "2"), ("2", "1", "3"), ("3", "1", "4"), ("4", "2", "1"), ("5", "2", "2")]
+
+
+def test_long_encodings_stay_one_text_column(owner_client, users) -> None:
+    from frontend.views import POSITION_COLUMNS_MAX
+    from tests.frontend.factories import make_long_space
+
+    space = make_long_space(users["owner"], length=POSITION_COLUMNS_MAX + 1)
+    search = make_search(users["owner"], space, n_evaluations=2)
+    table = owner_client.get(f"/searches/{search.id}/evaluations/?ordering=seq").content.decode()
+    assert 'class="pos"' not in table
     shown = re.findall(r'<td><code class="encoding">([^<]*)</code> <span class="muted">#(\d+)</span></td>', table)
-    assert shown == [("[1, 2]", "1"), ("[1, 3]", "2"), ("[1, 4]", "3"), ("[2, 1]", "4"), ("[2, 2]", "5")]
+    assert [index for _, index in shown] == ["1", "2"] and shown[0][0].count(",") == POSITION_COLUMNS_MAX

@@ -92,12 +92,24 @@
   /* WebGL scatter for big point counts (a 10,000-evaluation search stays responsive). */
   NASWeb.scatterType = (n) => (n > 1500 ? "scattergl" : "scatter");
 
+  /* An empty chart says so instead of drawing meaningless axes. */
+  NASWeb.noValues = function (element, text) {
+    if (!element) return;
+    if (window.Plotly) window.Plotly.purge(element);
+    element.replaceChildren(NASWeb.el("p", { class: "empty no-values", text: text || "No values yet." }));
+  };
+
   NASWeb.plot = function (element, traces, layout) {
     if (!window.Plotly || !element) return;
+    const empty = element.querySelector(":scope > .no-values");
+    if (empty) empty.remove();
+    // On a phone the mode bar (top right) would sit on a legend drawn above the plot: put the legend below.
+    const narrow = element.clientWidth > 0 && element.clientWidth < 640;
     const base = {
-      margin: { l: 56, r: 16, t: 40, b: 48 },
+      margin: { l: 56, r: 16, t: narrow ? 32 : 40, b: narrow ? 96 : 48 },
       hovermode: "closest",
-      legend: { orientation: "h", x: 0, y: 1.02, xanchor: "left", yanchor: "bottom" },
+      legend: narrow ? { orientation: "h", x: 0, y: -0.3, xanchor: "left", yanchor: "top" } :
+        { orientation: "h", x: 0, y: 1.02, xanchor: "left", yanchor: "bottom" },
       font: { family: "system-ui, sans-serif", size: 12 },
       paper_bgcolor: "rgba(0,0,0,0)",
       plot_bgcolor: "#fff",

@@ -14,11 +14,16 @@
     Array.isArray(encoding) ? `[${encoding.map((v) => (typeof v === "string" ? v : JSON.stringify(v))).join(", ")}]` : "–";
 
   /* ---- best-value curve ------------------------------------------------------------------- */
+  const minimize = initial.direction === "minimize";
+  const better = minimize ? Math.min : Math.max;
+  const betterWord = minimize ? "lower is better" : "higher is better";
+  let startedAt = initial.started_at ? Date.parse(initial.started_at) : null;
   const series = {};
   ["hi", "lo"].forEach((fidelity) => {
     const curve = initial.curves[fidelity];
     series[fidelity] = {
       seq: curve.evaluations.slice(), spent: curve.spent.slice(), best: curve.best.slice(), value: curve.value.slice(),
+      elapsed: (curve.elapsed_s || []).slice(),
     };
   });
   let lastSeq = initial.cursor || 0;
@@ -33,17 +38,27 @@
     lastSeq = point.seq;
     if (point.state !== "done" || point.value === null) return false;
     const s = series[point.fidelity];
-    const previous = s.best.length ? s.best[s.best.length - 1] : -Infinity;
+    const previous = s.best.length ? s.best[s.best.length - 1] : (minimize ? Infinity : -Infinity);
+    const finished = point.finished_at ? Date.parse(point.finished_at) : Date.now();
+    if (startedAt === null) startedAt = finished; // the search started since the page loaded
     s.seq.push(point.seq);
     s.spent.push(point.spent_after);
     s.value.push(point.value);
-    s.best.push(Math.max(previous, point.value));
+    s.best.push(better(previous, point.value));
+    s.elapsed.push((finished - startedAt) / 1000);
     return true;
   }
 
+  const X_TITLES = { evaluations: "evaluations finished", spent: "budget spent (high-fidelity evaluations)",
+    elapsed: "wall clock (seconds since the search started)" };
   function drawCurve() {
-    const x = (s) => (xMode === "spent" ? s.spent : s.seq);
+    const x = (s) => (xMode === "spent" ? s.spent : xMode === "elapsed" ? s.elapsed : s.seq);
     const n = series.hi.seq.length + series.lo.seq.length;
+    chart.dataset.points = String(n);
+    if (!n) {
+      N.noValues(chart, "No values yet: the curve starts with the first finished evaluation.");
+      return;
+    }
     const type = N.scatterType(n);
     const traces = [
       { name: "best, high fidelity", type, mode: "lines", line: { shape: "hv", width: 3, color: "#2f5bd3" },
@@ -62,12 +77,10 @@
     revision += 1;
     N.plot(chart, traces, {
       datarevision: revision, // the arrays grow in place; this tells Plotly.react to redraw them
-      xaxis: { title: { text: xMode === "spent" ? "budget spent (high-fidelity evaluations)" : "evaluations finished" },
-        rangemode: "tozero" },
-      yaxis: { title: { text: "value (higher is better)" } },
+      xaxis: { title: { text: X_TITLES[xMode] }, rangemode: "tozero" },
+      yaxis: { title: { text: `value (${betterWord})` } },
     });
-    chart.dataset.points = String(n);
-    chart.setAttribute("aria-label", `Best value so far against ${xMode === "spent" ? "budget spent" : "evaluations"}: ${n} points`);
+    chart.setAttribute("aria-label", `Best value so far against ${X_TITLES[xMode]}: ${n} points`);
   }
 
   document.querySelectorAll("input[name=curve-x]").forEach((radio) => {
@@ -85,8 +98,9 @@
     document.getElementById("best-encoding").textContent = encodingText(progress.best_encoding);
     document.getElementById("finished-count").textContent = String(progress.finished_count);
     document.getElementById("spent").textContent = N.fmt(progress.spent);
+    document.getElementById("budget").textContent = N.fmt(progress.budget);
     N.setBar(document.getElementById("budget-bar"), progress.budget ? progress.spent / progress.budget : 0, progress.state);
-    document.querySelectorAll("#search-actions [data-states]").forEach((form) => {
+    document.querySelectorAll("#search-actions [data-states], .steer [data-states]").forEach((form) => {
       form.hidden = !form.dataset.states.split(" ").includes(progress.state);
     });
     const failure = document.getElementById("search-failure");
@@ -105,7 +119,7 @@
         N.el("span", { class: `fid-${item.fidelity}`, text: item.fidelity === "lo" ? "low fidelity" : "high fidelity" }),
         N.el("span", { class: `badge state-${item.state}`, text: item.state }),
         item.attempt > 1 ? N.el("span", { class: "muted", text: `attempt ${item.attempt}` }) : null,
-        N.el("span", { class: "muted", text: item.gpu ? `GPU ${item.gpu}` : item.state === "running" ? "CPU" : "" }),
+        N.el("span", { class: "muted", text: item.state !== "running" ? "" : item.gpu && item.gpu !== "cpu" ? `GPU ${item.gpu}` : "CPU" }),
         item.predicted_mean !== null ? N.el("span", { class: "muted", text: `predicted ${N.fmt(item.predicted_mean, 3)} ± ${N.fmt(item.predicted_std, 2)}` }) : null,
       ]);
       const tail = (item.log_tail || "").slice(-1500);
@@ -235,6 +249,11 @@
     const metric = paretoSelect.value;
     const data = await N.getJSON(`${api}/pareto/?metric=${encodeURIComponent(metric)}`);
     const points = paretoPoints(data);
+    paretoChart.dataset.points = String(points.length);
+    if (!points.length) {
+      N.noValues(paretoChart, "No values yet: points appear as high-fidelity evaluations finish.");
+      return;
+    }
     const front = points.filter((p) => p.front).sort((a, b) => a.x - b.x);
     const rest = points.filter((p) => !p.front);
     const label = (p) => `encoding ${p.index}`;
@@ -245,9 +264,8 @@
         text: front.map(label), line: { shape: "hv", color: "#b42318" }, marker: { size: 9, color: "#b42318" } },
     ], {
       xaxis: { title: { text: `${metric} (lower is better)` }, type: ["params", "flops", "params_test", "memory"].includes(metric) ? "log" : "linear" },
-      yaxis: { title: { text: "value (higher is better)" } },
+      yaxis: { title: { text: `value (${betterWord})` } },
     });
-    paretoChart.dataset.points = String(points.length);
     paretoChart.dataset.front = String(front.length);
   }
   /* /api/searches/{id}/pareto/: {metric, points: [{index, value, metric_value, non_dominated}], unprofiled} */
@@ -256,10 +274,79 @@
   }
   if (paretoSelect) paretoSelect.addEventListener("change", () => drawPareto().catch(() => {}));
 
+  /* ---- per-position views: parallel coordinates, importance, slices ---------------------------- */
+  const parcoordsChart = document.getElementById("parcoords-chart");
+  const importanceChart = document.getElementById("importance-chart");
+  const sliceChart = document.getElementById("slice-chart");
+  const sliceSelect = document.getElementById("slice-position");
+  let positionsData = null;
+  let positionsAt = 0;
+  const levelText = (value) => (typeof value === "string" ? value : JSON.stringify(value));
+
+  async function drawPositions() {
+    if (!parcoordsChart) return;
+    positionsAt = Date.now();
+    positionsData = await N.getJSON(`${api}/positions/`);
+    const { points, positions } = positionsData;
+    parcoordsChart.dataset.points = String(points.length);
+    if (sliceSelect && sliceSelect.options.length !== positions.length) {
+      sliceSelect.replaceChildren(...positions.map((p) => N.el("option", { value: String(p.position), text: `p${p.position}` })));
+    }
+    if (!points.length) {
+      [parcoordsChart, importanceChart, sliceChart].forEach((element) =>
+        N.noValues(element, "No values yet: these views fill in as high-fidelity evaluations finish."));
+      return;
+    }
+    const dimensions = positions.map((p) => {
+      const label = `p${p.position}`;
+      const column = points.map((point) => point.encoding[p.position]);
+      if (p.kind === "numeric") return { label, values: column, range: [Math.min(...p.levels), Math.max(...p.levels)] };
+      const codes = new Map(p.levels.map((level, k) => [level, k]));
+      return { label, values: column.map((value) => codes.get(levelText(value))), tickvals: p.levels.map((_, k) => k),
+        ticktext: p.levels, range: [0, Math.max(1, p.levels.length - 1)] };
+    });
+    const values = points.map((point) => point.value);
+    dimensions.push({ label: "value", values });
+    N.plot(parcoordsChart, [{
+      type: "parcoords", dimensions,
+      line: { color: values, colorscale: "Viridis", reversescale: minimize, showscale: true,
+        colorbar: { title: { text: "value" }, thickness: 12 } },
+    }], { margin: { l: 48, r: 64, t: 48, b: 24 } });
+    parcoordsChart.dataset.dimensions = String(dimensions.length);
+    N.plot(importanceChart, [{
+      type: "bar", x: positions.map((p) => `p${p.position}`), y: positions.map((p) => p.importance),
+      marker: { color: "#2f5bd3" }, hovertemplate: "%{x}: %{y:.0%} of the variance<extra></extra>",
+    }], { yaxis: { title: { text: "share of variance" }, range: [0, 1], tickformat: ".0%" }, showlegend: false });
+    importanceChart.dataset.positions = String(positions.length);
+    drawSlice();
+  }
+
+  function drawSlice() {
+    if (!positionsData || !positionsData.points.length || !sliceChart) return;
+    const position = positionsData.positions[Number(sliceSelect.value || 0)];
+    const points = positionsData.points;
+    const numeric = position.kind === "numeric";
+    const x = points.map((point) => (numeric ? point.encoding[position.position] : levelText(point.encoding[position.position])));
+    const slices = position.slices.filter((slice) => slice.count > 0);
+    N.plot(sliceChart, [
+      { name: "evaluations", type: "scatter", mode: "markers", x, y: points.map((point) => point.value),
+        text: points.map((point) => `encoding ${point.index}`), marker: { size: 6, color: "#9aa3b5" } },
+      { name: "best per value", type: "scatter", mode: "lines+markers", x: slices.map((slice) => slice.level),
+        y: slices.map((slice) => slice.best), line: { color: "#b42318" }, marker: { size: 8, color: "#b42318" } },
+    ], {
+      xaxis: { title: { text: `p${position.position}` }, type: numeric ? "linear" : "category",
+        categoryorder: "array", categoryarray: position.levels },
+      yaxis: { title: { text: `value (${betterWord})` } },
+    });
+    sliceChart.dataset.points = String(points.length);
+  }
+  if (sliceSelect) sliceSelect.addEventListener("change", drawSlice);
+
   /* ---- the live loop ---------------------------------------------------------------------------- */
   let lastFinished = null;
   let lastSignature = null;
   let paretoStale = false;
+  let positionsFinished = initial.cursor || 0;
   N.poll(async () => {
     const progress = await N.getJSON(`${api}/progress/?cursor=${cursor}`);
     let added = false;
@@ -278,6 +365,10 @@
       paretoStale = false;
       drawPareto().catch(() => {});
     }
+    if (lastFinished !== null && progress.finished_count !== positionsFinished && Date.now() - positionsAt > 5000) {
+      positionsFinished = progress.finished_count;
+      drawPositions().catch(() => {});
+    }
     if (progress.more) return true;
     const tableWaits = tableStale && staleNotice.hidden; // held back only by the 2 s throttle
     return ACTIVE.includes(progress.state) || progress.in_flight.length > 0 || paretoStale || tableWaits;
@@ -285,4 +376,5 @@
 
   drawCurve();
   drawPareto().catch(() => {});
+  drawPositions().catch(() => {});
 })();
