@@ -52,6 +52,7 @@ from tqdm.auto import tqdm
 
 from nastune.acquisition import Acquisition, ThompsonSampling, make_acquisition, select_batch
 from nastune.errors import SearchError
+from nastune.objectives import FeasibilityWeighted, Goals, chebyshev_scores, ehvi_2d
 from nastune.storage import (
     STATE_FORMAT,
     STATE_VERSION,
@@ -83,6 +84,11 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "lo_fi_share": 0.3,  # cap on the share of the budget spent at low fidelity
     "believer_steps": None,  # steps of each Kriging-believer refit (warm start); None = finetune_steps // 4
     "warm_start": [],  # saved searches on the same encodings whose hi-fi results become pretraining targets
+    # hardware-aware goals (see nastune.objectives): {name: "max"|"min"}, first = primary; {name: (op, bound)}
+    "objectives": {},
+    "constraints": {},
+    "reference_point": {},  # {objective: value} for the hypervolume; missing ones are computed
+    "min_feasibility": 0.05,  # candidates less likely to be feasible are not proposed while others remain
 }
 
 
@@ -507,8 +513,9 @@ class SearchInstance:
 
     @property
     def best(self) -> tuple[tuple, float] | None:
-        """``(encoding, value)`` of the best successful high-fidelity evaluation, ``None`` before one."""
-        best = self._storage.incumbent("hi")
+        """``(encoding, value)`` of the best successful high-fidelity evaluation, ``None`` before one; with
+        ``constraints``, the best feasible one."""
+        best = self._incumbent()
         if best is None:
             return None
         return self._encoding(int(best["index"])), float(best["value"])
@@ -516,7 +523,7 @@ class SearchInstance:
     @property
     def best_index(self) -> int | None:
         """Space index of :attr:`best`, ``None`` before the first high-fidelity result."""
-        best = self._storage.incumbent("hi")
+        best = self._incumbent()
         return None if best is None else int(best["index"])
 
     def best_curve(self) -> dict[str, list[Any]]:
@@ -524,6 +531,78 @@ class SearchInstance:
         from nastune.analysis import best_curve
 
         return best_curve(self._history)
+
+    # -- hardware-aware goals (nastune.objectives) -------------------------------------------------------------
+    @property
+    def goals(self) -> Goals:
+        """The objectives and constraints of this search (options ``objectives``, ``constraints``, ...)."""
+        key = json.dumps([self.options.get(k) for k in ("objectives", "constraints", "reference_point",
+                                                         "min_feasibility")], default=str)
+        if getattr(self, "_goals_key", None) != key:
+            self._goals = Goals(self.options.get("objectives"), self.options.get("constraints"),
+                                self.options.get("reference_point"), self.options.get("min_feasibility", 0.05))
+            self._goals_key = key
+        return self._goals
+
+    def metric_lookup(self, name: str) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """What the space knows about metric ``name`` for every candidate: ``(exact, mean, std)``, each ``(n,)``
+        or ``None``: the profiled / uploaded values (NaN where not measured) and the pretrained ensemble's
+        prediction."""
+        cache: dict[str, Any] | None = getattr(self, "_metric_cache", None)
+        if cache is None:
+            cache = {}
+            self._metric_cache: dict[str, Any] = cache
+        if name not in cache:
+            profile = getattr(self.space, "profile", None) or {}
+            exact = np.asarray(profile[name], dtype=float) if name in profile else None
+            mean = std = None
+            base = getattr(self.space, "surrogate", None)
+            if base is not None and name in getattr(base, "metric_names", ()):
+                mean, std = base.predict_metrics(self._features)[name]
+            cache[name] = (exact, mean, std)
+        return cache[name]
+
+    def _incumbent(self) -> dict[str, Any] | None:
+        if not self.goals.constraints:
+            return self._storage.incumbent("hi")
+        best: dict[str, Any] | None = None
+        for record in self._history:
+            value = record.get("value")
+            if record.get("fidelity") == "hi" and value is not None and (best is None or value > best["value"]) \
+                    and self.goals.feasible(record, self.metric_lookup):
+                best = record
+        return None if best is None else dict(best)
+
+    def feasibility(self) -> np.ndarray:
+        """``(n,)`` probability that each candidate meets every constraint, from measured metrics and the
+        ensemble's prediction (1 without constraints)."""
+        return self.goals.feasibility(len(self.space), self.metric_lookup)
+
+    def write_csv(self, path: str | Path) -> Path:
+        """Write the history as CSV, one row per evaluation, with a column per objective and constraint
+        (see :func:`nastune.objectives.history_rows`); returns the path."""
+        import csv
+
+        from nastune.objectives import history_rows
+
+        header, rows = history_rows(self._history, self.goals, self.metric_lookup)
+        target = Path(path)
+        with target.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            writer.writerows(rows)
+        return target
+
+    def pareto_progress(self, reference: Sequence[float] | None = None) -> dict[str, Any]:
+        """Dominated hypervolume after every evaluation and the feasible front so far (plain data, see
+        :meth:`nastune.objectives.Goals.progress`); ``reference`` in the objectives' original units."""
+        goals = self.goals
+        if not goals.objectives:
+            raise SearchError("pareto_progress needs objectives={name: 'max'|'min', ...}")
+        ref = None
+        if reference is not None:
+            ref = np.array([float(v) * goals.sign(n) for v, (n, _) in zip(reference, goals.objectives, strict=True)])
+        return goals.progress(self._history, self.metric_lookup, ref)
 
     # -- evaluated / pending bookkeeping -----------------------------------------------------------------------
     def _done_mask(self, fidelity: str) -> np.ndarray:
@@ -652,6 +731,9 @@ class SearchInstance:
         if failed_idx:
             failed[failed_idx] = True  # a candidate that failed once is not proposed again
         available = ~(hi_done | self._pending_mask() | failed)
+        p_feasible = self._feasibility_now(rng) if self.goals.constraints else None
+        if p_feasible is not None:  # nothing almost surely infeasible is proposed while others remain
+            available = self.goals.proposable(p_feasible, available)
         proposals: list[Proposal] = []
         spend = {"all": 0.0, "lo": 0.0}
 
@@ -726,7 +808,14 @@ class SearchInstance:
             refit(believed + self._believe(model, [(i, target) for i in picked]))
             return model.predict_members(X, target, standardised=True)
 
-        picks = select_batch(acquisition, samples, best, n - len(proposals), available, rng, refit=believer)
+        if self.goals.multi:
+            picks = self._pareto_picks(model, target, n - len(proposals), available, rng, p_feasible,
+                                       explore=reason == "explore")
+        else:
+            if p_feasible is not None:
+                best = self._best_standardised(model, target, feasible_only=True)
+                acquisition = FeasibilityWeighted(acquisition, p_feasible)
+            picks = select_batch(acquisition, samples, best, n - len(proposals), available, rng, refit=believer)
         if not picks:
             return proposals
         mean, std = model.predict(X[picks], target)
@@ -759,11 +848,96 @@ class SearchInstance:
             out.append((int(index), f, float(mean[0])))
         return out
 
-    def _best_standardised(self, model: DeepEnsemble, fidelity: str) -> float:
-        values = [float(e["value"]) for e in self._history if e["fidelity"] == fidelity and e["value"] is not None]
+    def _best_standardised(self, model: DeepEnsemble, fidelity: str, *, feasible_only: bool = False) -> float:
+        values = [float(e["value"]) for e in self._history if e["fidelity"] == fidelity and e["value"] is not None
+                  and (not feasible_only or self.goals.feasible(e, self.metric_lookup))]
         if not values or fidelity not in model.objective_transforms:
             return -math.inf
         return float(model.standardise([max(values)], fidelity)[0])
+
+    def _quantity_members(self, name: str, rng: np.random.Generator, n_members: int) -> np.ndarray | None:
+        """``(M, n)`` plausible values of ``name`` for every candidate, original units: for a space metric its
+        measured value where known, else ``mean + std * eps_m`` of the pretrained ensemble (one draw per member);
+        for a value only the evaluator returns, the members of an ensemble fine-tuned on the results so far
+        (``None`` before two results)."""
+        exact, mean, std = self.metric_lookup(name)
+        if exact is not None or mean is not None:
+            if mean is None or std is None:
+                mean, std = np.full(len(self.space), np.nan), np.zeros(len(self.space))
+            members = mean[None, :] + std[None, :] * rng.standard_normal(n_members)[:, None]
+            if exact is not None:
+                members = np.where(np.isfinite(exact)[None, :], exact[None, :], members)
+            return members
+        key = (name, len(self._history))
+        cache = getattr(self, "_returned_cache", {})
+        if key not in cache:
+            rows = sorted((int(e["index"]), float(e["objectives"][name])) for e in self._history
+                          if e["fidelity"] == "hi" and e["value"] is not None and (e.get("objectives") or {}).get(name)
+                          is not None and math.isfinite(float(e["objectives"][name])))
+            if len(rows) < 2:
+                return None
+            model = self._fresh_model()
+            idx = np.array([r[0] for r in rows], dtype=np.int64)
+            model.fit(self._features[idx], np.array([r[1] for r in rows]), ["hi"] * len(rows),
+                      seed=int(rng.integers(2**31)))
+            self._returned_cache = {key: model.predict_members(self._features, "hi").astype(np.float64)}
+            cache = self._returned_cache
+        return cache[key]
+
+    def _feasibility_now(self, rng: np.random.Generator) -> np.ndarray:
+        """:meth:`feasibility`, with constraints on values only the evaluator returns predicted by an ensemble
+        fine-tuned on the results so far."""
+        n_members = int(getattr(getattr(self.space, "surrogate", None), "n_members", 0) or self.options["n_members"])
+
+        def lookup(name: str) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+            found = self.metric_lookup(name)
+            if found[0] is not None or found[1] is not None:
+                return found
+            members = self._quantity_members(name, rng, n_members)
+            return (None, None, None) if members is None else (None, members.mean(0), members.std(0))
+
+        return self.goals.feasibility(len(self.space), lookup)
+
+    def _pareto_picks(self, model: DeepEnsemble, target: str, q: int, available: np.ndarray,
+                      rng: np.random.Generator, p_feasible: np.ndarray | None, *, explore: bool) -> list[int]:
+        """Several objectives: EHVI over the ensemble's members (2 objectives) or a random Chebyshev
+        scalarisation of one member (more, an exploration step, or when no member improves the front), times
+        the feasibility probability; a batch believes each pick's mean joined the front."""
+        goals = self.goals
+        primary = model.predict_members(self._features, target).astype(np.float64)  # (M, n), maximised
+        M, n = primary.shape
+        columns = [primary]
+        for name, _direction in goals.objectives[1:]:
+            members = self._quantity_members(name, rng, M)
+            if members is None:  # nothing known yet: this objective cannot rank candidates
+                members = np.zeros((M, n))
+            columns.append(members * goals.sign(name))
+        S = np.stack(columns, axis=-1)  # (M, n, k)
+        records = [e for e in self._history if e["fidelity"] == "hi" and e["value"] is not None
+                   and goals.feasible(e, self.metric_lookup)]
+        front = goals.points(records, self.metric_lookup)
+        front = front[np.all(np.isfinite(front), axis=1)]
+        reference = goals.reference(front, self.metric_lookup)
+        S = np.where(np.isfinite(S), S, reference)
+        weight = np.ones(n) if p_feasible is None else p_feasible
+        avail = available.copy()
+        picks: list[int] = []
+        for _ in range(q):
+            if not avail.any():
+                break
+            scores = np.zeros(n)
+            if len(goals.objectives) == 2 and not explore:
+                scores = ehvi_2d(S, front, reference) * weight
+            if not np.any(scores[avail] > 0):
+                scores = chebyshev_scores(S, front, reference, rng)
+                scores = np.where(weight > 0, scores, -np.inf)
+            scores = np.where(avail, scores, -np.inf)
+            top = np.flatnonzero(scores == scores.max())
+            choice = int(top[0] if len(top) == 1 else top[rng.integers(len(top))])
+            picks.append(choice)
+            avail[choice] = False
+            front = np.vstack([front.reshape(-1, S.shape[2]), S[:, choice, :].mean(0)])
+        return picks
 
     def _stalled(self) -> bool:
         patience = int(self.options.get("stall_patience") or 0)
@@ -855,7 +1029,7 @@ class SearchInstance:
         self,
         index: int,
         fidelity: str,
-        value: float | None,
+        value: float | Mapping[str, float] | None,
         *,
         error: str | None = None,
         cost: float | None = None,
@@ -866,7 +1040,10 @@ class SearchInstance:
         Args:
             index: candidate index in the space.
             fidelity: ``"hi"`` or ``"lo"``.
-            value: the objective (maximised); ``None`` (or non-finite) when the evaluation failed.
+            value: the objective (maximised); ``None`` (or non-finite) when the evaluation failed; or, with
+                ``objectives`` declared, a dict of named results (``{"accuracy": 0.93, "latency_ms": 4.1}``):
+                the record keeps it as ``objectives`` and its ``value`` is the primary objective, negated
+                when that is minimised.
             error: why it failed (marks it failed even with a value).
             cost: cost actually spent, in the units of ``hi_fi_cost`` (default: the fidelity's cost).
             duration_s: wall time, for the record.
@@ -881,6 +1058,7 @@ class SearchInstance:
         if not 0 <= index < len(self.space):
             raise SearchError(f"index {index} is outside the search space (0..{len(self.space) - 1})")
         units = self.cost_units(fidelity)
+        value, objectives = self.goals.split_result(value)
         failed = error is not None or value is None or not math.isfinite(float(value))
         val = None if failed else float(value)  # type: ignore[arg-type]
         if val is not None:
@@ -911,6 +1089,8 @@ class SearchInstance:
             "predicted_std": None if pend is None else pend.get("predicted_std"),
             "reason": "told" if pend is None else pend.get("reason"),
         }
+        if objectives is not None:
+            record["objectives"] = objectives
         self._storage.finish(record)
         self._model_key = None
         if failed:
@@ -928,7 +1108,7 @@ class SearchInstance:
         return self._storage.withdraw(int(index), fidelity)
 
     # -- synchronous driver ----------------------------------------------------------------------------------------
-    def _evaluate(self, proposal_index: int, fidelity: str) -> tuple[float | None, str | None, float, float | None]:
+    def _evaluate(self, proposal_index: int, fidelity: str) -> tuple[Any, str | None, float, float | None]:
         evaluator = self.hi_fi_eval if fidelity == "hi" else self.lo_fi_eval
         if evaluator is None:
             raise SearchError(
@@ -936,9 +1116,14 @@ class SearchInstance:
             )
         encoding = self._encoding(proposal_index)
         start = time.perf_counter()
+        value: Any
         try:
-            value = float(evaluator(encoding))
-            error = None if math.isfinite(value) else f"the evaluator returned {value}"
+            result = evaluator(encoding)
+            if isinstance(result, Mapping):  # several objectives: tell() splits it (see nastune.objectives)
+                value, error = result, None
+            else:
+                number = float(result)
+                value, error = number, (None if math.isfinite(number) else f"the evaluator returned {number}")
         except Exception as exc:  # any evaluator error is a failed evaluation, the search goes on
             value, error = math.nan, f"{type(exc).__name__}: {exc}"
         duration = time.perf_counter() - start
