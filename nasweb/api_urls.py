@@ -3,6 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularSwaggerView
 
+from image_datasets import api as image_datasets
 from nasweb.api import TokenApi
 from searches import api as searches
 from spaces import api as spaces
@@ -20,6 +21,9 @@ urlpatterns = [
     path("spaces/<int:space_id>/predictions/", spaces.SpacePredictionsApi.as_view(), name="api-space-predictions"),
     path("spaces/<int:space_id>/networks/<int:encoding_index>/", spaces.NetworkSummaryApi.as_view(),
          name="api-space-network"),
+    # users' image datasets (for the image-classification evaluator)
+    path("datasets/", image_datasets.ImageDatasetListApi.as_view(), name="api-dataset-list"),
+    path("datasets/<int:dataset_id>/", image_datasets.ImageDatasetDetailApi.as_view(), name="api-dataset-detail"),
     # searches and their evaluations
     path("searches/", searches.SearchListApi.as_view(), name="api-search-list"),
     path("searches/<int:search_id>/", searches.SearchDetailApi.as_view(), name="api-search-detail"),

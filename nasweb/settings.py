@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "nasweb",
     "spaces",
     "searches",
+    "image_datasets",
     "frontend",
 ]
 
@@ -188,6 +189,9 @@ NASWEB_SANDBOX_PROCESSES = env_int("NASWEB_SANDBOX_PROCESSES", 512, minimum=16)
 NASWEB_SANDBOX = env_choice("NASWEB_SANDBOX", "bwrap", ("bwrap", "none"))
 # Server-side image datasets must lie in one of these folders (the sandbox is shown them read-only).
 NASWEB_DATASET_DIRS = [Path(p) for p in env_list("NASWEB_DATASET_DIRS", [str(VAR_DIR / "datasets")])]
+# Bounds on an uploaded dataset archive once unpacked (a small zip can unpack to terabytes).
+NASWEB_DATASET_MAX_MB = env_int("NASWEB_DATASET_MAX_MB", 2000, minimum=1)
+NASWEB_DATASET_MAX_FILES = env_int("NASWEB_DATASET_MAX_FILES", 200_000, minimum=10)
 NASWEB_MAX_ATTEMPTS = env_int("NASWEB_MAX_ATTEMPTS", 3, minimum=1)
 # A running evaluation or profiling chunk whose heartbeat (every 2 s, nasweb.recovery.HEARTBEAT_S) is
 # older than this is taken to be lost; with a watchdog round every 5 s a dead worker's work is sent

@@ -23,5 +23,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/", include("nasweb.api_urls")),
+    path("datasets/", include("image_datasets.urls")),
     path("", include("frontend.urls")),
 ]

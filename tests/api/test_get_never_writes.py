@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -11,6 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import URLResolver, get_resolver
 
+from image_datasets.models import ImageDataset
 from spaces.models import NetworkSummary
 from tests.api.test_space_predictions_view import PretrainedSpace
 
@@ -43,6 +45,9 @@ GET_ROUTES: dict[str, tuple[str, str]] = {
         ("/api/searches/{search_id}/evaluations/{evaluation_id}/", "token"),
     "api/searches/<int:search_id>/evaluations/<int:evaluation_id>/log/":
         ("/api/searches/{search_id}/evaluations/{evaluation_id}/log/", "token"),
+    "api/datasets/": ("/api/datasets/", "token"),
+    "api/datasets/<int:dataset_id>/": ("/api/datasets/{dataset_id}/", "token"),
+    "datasets/": ("/datasets/", "session"),
     "": ("/", "session"),
     "accounts/login/": ("/accounts/login/", "anonymous"),  # a logged-in user is sent on (302)
     "spaces/": ("/spaces/", "session"),
@@ -69,6 +74,7 @@ NO_GET_ROUTES: dict[str, tuple[str, str]] = {
     "searches/<int:search_id>/evaluations/<int:evaluation_id>/retry/":
         ("/searches/{search_id}/evaluations/{evaluation_id}/retry/", "session"),
     "searches/<int:search_id>/delete/": ("/searches/{search_id}/delete/", "session"),
+    "datasets/<int:dataset_id>/delete/": ("/datasets/{dataset_id}/delete/", "session"),
     "searches/<int:search_id>/<slug:action>/": ("/searches/{search_id}/pause/", "session"),
 }
 # The same routes read with query strings that take other code paths.
@@ -94,8 +100,11 @@ def scenery(make_search, monkeypatch) -> dict[str, Any]:
     monkeypatch.setattr("searches.engine.predict", lambda search, indices: PretrainedSpace().predict(indices))
     search = make_search(n_done=6, n_failed=1)
     NetworkSummary.objects.create(space=search.space, encoding_index=3, state="done", text="net")
+    dataset = ImageDataset.objects.create(uid=uuid.uuid4(), owner=search.owner, name="pets", state="ready",
+                                          class_names=["cat", "dog"], split_sizes={"train": 8, "validation": 2},
+                                          image_shape=[8, 8, 3])
     return {"space_id": search.space_id, "search_id": search.id, "encoding_index": 3,
-            "evaluation_id": search.evaluations.first().id}
+            "evaluation_id": search.evaluations.first().id, "dataset_id": dataset.id}
 
 
 @pytest.fixture

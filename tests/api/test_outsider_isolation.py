@@ -3,11 +3,13 @@ object that does not exist (never 403), and nothing changes."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 from django.urls import URLPattern
 
+from image_datasets.models import ImageDataset
 from nasweb import api_urls
 from searches.models import Evaluation, SearchInstance
 from spaces.models import NetworkSummary, SearchSpace
@@ -36,8 +38,10 @@ def test_every_route_with_an_object_id_is_covered() -> None:
 def scenery(make_search) -> dict[str, Any]:
     search = make_search(n_done=4, n_failed=1, state=SearchInstance.State.FINISHED)
     NetworkSummary.objects.create(space=search.space, encoding_index=3, state="done", text="net")
+    dataset = ImageDataset.objects.create(uid=uuid.uuid4(), owner=search.owner, name="pets", state="failed",
+                                          failure_reason="one class")
     return {"space_id": search.space_id, "search_id": search.id, "encoding_index": 3,
-            "evaluation_id": search.evaluations.get(state="failed").id}
+            "evaluation_id": search.evaluations.get(state="failed").id, "dataset_id": dataset.id}
 
 
 def url_for(name: str, scenery: dict[str, Any], shift: int = 0) -> str:
@@ -52,7 +56,8 @@ def snapshot() -> tuple:
     return (list(SearchSpace.objects.values_list("id", "state", "name")),
             list(SearchInstance.objects.values_list("id", "state", "finished_count")),
             list(Evaluation.objects.order_by("id").values_list("id", "state", "retried")),
-            list(NetworkSummary.objects.values_list("id", "state")))
+            list(NetworkSummary.objects.values_list("id", "state")),
+            list(ImageDataset.objects.values_list("id", "state")))
 
 
 @pytest.mark.parametrize("role", ["outsider", "teammate"])

@@ -1,0 +1,1 @@
+"""Users' image datasets for the image-classification evaluator: upload, bounded unpacking, checks, choice."""
