@@ -58,6 +58,19 @@ class Outcome:
         return bool(self.report.get(key, {}).get("ok"))
 
 
+def running_with_argument(marker: str) -> list[int]:
+    """Host pids of live (not zombie) processes whose command line contains ``marker``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if marker in (proc / "cmdline").read_bytes().decode(errors="replace") and \
+                    "State:\tZ" not in (proc / "status").read_text():
+                found.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def service_limits(**changes: Any) -> SandboxLimits:
     """The limits the services use (settings), with ``changes``."""
     values = {"memory_mb": settings.NASWEB_SANDBOX_MEMORY_MB, "cpu_s": settings.NASWEB_SANDBOX_CPU_S,

@@ -12,21 +12,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.security.conftest import service_limits
+from tests.security.conftest import running_with_argument, service_limits
 from usercode.bwrap import ROOT, gpu_device_nodes
-
-
-def running_with_argument(marker: str) -> list[int]:
-    """Host pids of live (not zombie) processes whose command line contains ``marker``."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if marker in (proc / "cmdline").read_bytes().decode(errors="replace") and \
-                    "State:\tZ" not in (proc / "status").read_text():
-                found.append(int(proc.name))
-        except (OSError, ValueError):
-            continue
-    return found
 
 
 def test_user_code_cannot_read_the_secret_key(run_attack) -> None:

@@ -14,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from spaces import services
 from spaces.models import SearchSpace
-from tests.security.test_sandbox_attacks import running_with_argument
+from tests.security.conftest import running_with_argument
 from tests.support import workers
 
 ATTACK = '''

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.security.conftest import running_with_argument
 from usercode import SandboxError, SandboxLimits, run_user_code
 
 LIMITS = SandboxLimits(memory_mb=2048, cpu_s=60, wall_s=60)
@@ -112,19 +113,6 @@ def test_on_tick_can_cancel_and_sees_the_log(tmp_path: Path) -> None:
         evaluate(tmp_path, source, on_tick=tick, tick_s=0.2)
     assert caught.value.kind == "cancelled"
     assert any("step 3" in tail for tail in seen)
-
-
-def running_with_argument(marker: str) -> list[int]:
-    """Host pids of live (not zombie) processes whose command line contains ``marker``."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if marker in (proc / "cmdline").read_bytes().decode(errors="replace") and \
-                    "State:\tZ" not in (proc / "status").read_text():
-                found.append(int(proc.name))
-        except (OSError, ValueError):
-            continue
-    return found
 
 
 def test_children_of_user_code_die_with_it(tmp_path: Path) -> None:
