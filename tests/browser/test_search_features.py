@@ -1,0 +1,99 @@
+"""Dashboard features in real Chromium: encoding columns in the evaluations table, the parallel-coordinates
+plot drawn with data, extending the budget of a finished search, and cloning a search's settings."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def _finished_search(users, **options):
+    from tests.frontend.factories import make_search, make_space
+
+    space = make_space(users["owner"])  # encodings [width, depth]
+    return make_search(users["owner"], space, state="finished", name="widths", **options)
+
+
+def test_the_table_has_one_column_per_position_and_parallel_coordinates_are_drawn(open_session, users) -> None:
+    from playwright.sync_api import expect
+
+    from searches.selectors import search_encodings
+
+    search = _finished_search(users, n_evaluations=24, failed_every=8)
+    owner = open_session()
+    owner.log_in("owner", "owner-pass-123")
+    owner.goto(f"/searches/{search.id}/?ordering=seq")
+    table = owner.page.locator("#evaluations-table table")
+    expect(table.locator("thead th.pos")).to_have_text(["p0", "p1"])
+    first = search.evaluations.order_by("seq").first()
+    width, depth = search_encodings(search)[first.encoding_index]
+    row = table.locator(f"tr[data-evaluation='{first.id}']")
+    expect(row.locator("td.pos")).to_have_text([str(width), str(depth)])
+
+    chart = owner.page.locator("#parcoords-chart")
+    done_hi = search.evaluations.filter(state="done", fidelity="hi").count()
+    expect(chart).to_have_attribute("data-points", str(done_hi))
+    expect(chart).to_have_attribute("data-dimensions", "3")  # p0, p1 and the value
+    expect(chart.locator(".axis-title")).to_have_text(["p0", "p1", "value"])  # Plotly drew the three axes
+    expect(owner.page.locator("#importance-chart .bars path")).to_have_count(2)
+    expect(owner.page.locator("#slice-chart")).to_have_attribute("data-points", str(done_hi))
+    owner.shoot("positions")
+    assert owner.console_errors == []
+
+
+def test_an_empty_search_says_no_values_yet_instead_of_axes(open_session, users) -> None:
+    from playwright.sync_api import expect
+
+    search = _finished_search(users, n_evaluations=0)
+    owner = open_session()
+    owner.log_in("owner", "owner-pass-123")
+    owner.goto(f"/searches/{search.id}/")
+    expect(owner.page.locator("#curve-chart .no-values")).to_contain_text("No values yet")
+    expect(owner.page.locator("#parcoords-chart .no-values")).to_contain_text("No values yet")
+    expect(owner.page.locator("#curve-chart .main-svg")).to_have_count(0)
+    assert owner.console_errors == []
+
+
+def test_extending_the_budget_of_a_finished_search_runs_it_again(open_session, users) -> None:
+    from playwright.sync_api import expect
+
+    search = _finished_search(users, n_evaluations=10, budget=10)
+    owner = open_session()
+    owner.log_in("owner", "owner-pass-123")
+    owner.goto(f"/searches/{search.id}/")
+    expect(owner.page.locator("#search-state")).to_have_text("finished")
+    owner.page.get_by_label("New budget").fill("25")
+    owner.page.get_by_role("button", name="Extend budget").click()
+    expect(owner.page.get_by_text("Budget raised to 25.")).to_be_visible()
+    expect(owner.page.locator("#budget")).to_have_text("25")
+    search.refresh_from_db()
+    assert (search.budget, search.state) == (25, "running")
+    owner.shoot("extended")
+    assert owner.console_errors == []
+
+
+def test_clone_opens_a_prefilled_form_that_starts_a_new_search(open_session, users) -> None:
+    from playwright.sync_api import expect
+
+    from searches.models import SearchInstance
+
+    search = _finished_search(users, n_evaluations=6)
+    SearchInstance.objects.filter(id=search.id).update(seed=5, direction="minimize", acquisition="ucb")
+    owner = open_session()
+    owner.log_in("owner", "owner-pass-123")
+    owner.goto(f"/searches/{search.id}/")
+    owner.page.get_by_role("link", name="Clone settings").click()
+    expect(owner.page.get_by_role("heading", level=1)).to_have_text("New search")
+    expect(owner.page.locator("#clone-notice")).to_contain_text("widths")
+    expect(owner.page.get_by_label("Name")).to_have_value("widths (copy)")
+    expect(owner.page.get_by_label("Seed")).to_have_value("5")
+    expect(owner.page.get_by_label("Better values are")).to_have_value("minimize")
+    owner.page.get_by_label("Budget", exact=True).fill("7")
+    owner.page.get_by_role("button", name="Start search").click()
+    expect(owner.page.get_by_text("Search “widths (copy)” started.")).to_be_visible()
+    clone = SearchInstance.objects.get(name="widths (copy)")
+    assert (clone.seed, clone.direction, clone.acquisition, clone.budget, clone.evaluator_kind) == \
+        (5, "minimize", "ucb", 7, "tabular")
+    owner.shoot("cloned")
+    assert owner.console_errors == []
