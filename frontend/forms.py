@@ -126,10 +126,15 @@ def _spec_number(name: str, *, integer: bool = False, minimum: str = "0", **kwar
                        error_messages={"invalid": message, "required": message}, **kwargs)
 
 
-def _setting_field(setting: Setting) -> forms.Field:
+def _setting_field(setting: Setting, owner: Any = None) -> forms.Field:
     """The form field of one evaluator setting; empty means the setting's default, the kind judges the value."""
     common: dict[str, Any] = {"label": setting.label, "required": False, "help_text": setting.help,
                               "initial": _shown(setting.suggestion)}
+    if setting.choices is not None:
+        options = setting.choices(owner) if owner is not None else []
+        return forms.ChoiceField(**{**common, "initial": ""},
+                                 choices=[("", "none" if options else "none yet (upload one on the Datasets page)"),
+                                          *options])
     if setting.type is str:
         return forms.CharField(**common)
     integer = setting.type is int
@@ -179,16 +184,17 @@ class SearchForm(ServiceForm):
         initial=SUGGESTIONS["direction"], required=False)
     clone_of = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, spaces: list[Any], clone_table: bytes | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, spaces: list[Any], clone_table: bytes | None = None, owner: Any = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.clone_table = clone_table  # the cloned search's table, used unless another one is uploaded
-        self.fields["space"].choices = [(str(space.id), f"{space.name} ({space.n_encodings} encodings)")
+        self.fields["space"].choices = [(str(space.id), f"{space.name} ({space.n_encodings:,} encoding{'' if space.n_encodings == 1 else 's'})")
                                         for space in spaces]
         self.fields["evaluator_kind"].choices = evaluator_kinds.choices()  # kinds registered after import too
         for kind in evaluator_kinds.KINDS.values():
             for setting in kind.settings:
                 if setting.in_form:
-                    self.fields[setting.name] = _setting_field(setting)
+                    self.fields[setting.name] = _setting_field(setting, owner)
 
     def evaluator_groups(self) -> list[dict[str, Any]]:
         """Per kind: its label, description and bound fields (narrow ones side by side, text areas below)."""

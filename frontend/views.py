@@ -202,7 +202,8 @@ def search_new(request: HttpRequest) -> HttpResponse:
         chosen = str(original.space_id)
     chosen_space = next((space for space in ready if str(space.id) == str(chosen)), None)
     if request.method == "POST":
-        form = forms.SearchForm(request.POST, request.FILES, spaces=ready, clone_table=_clone_table(original))
+        form = forms.SearchForm(request.POST, request.FILES, spaces=ready, clone_table=_clone_table(original),
+                                owner=request.user)
         if form.is_valid():
             try:
                 search = _create_search(request, form, chosen_space)
@@ -222,7 +223,7 @@ def search_new(request: HttpRequest) -> HttpResponse:
                 initial["image_size"] = str(max(8, shape[-1]))
         if original is not None:
             initial.update(_clone_initial(original))
-        form = forms.SearchForm(initial=initial, spaces=ready)
+        form = forms.SearchForm(initial=initial, spaces=ready, owner=request.user)
     not_ready = None
     if chosen and chosen_space is None:
         try:
@@ -287,7 +288,7 @@ def _table_params(request: HttpRequest) -> tuple[dict[str, Any], dict[str, str],
 POSITION_COLUMNS_MAX = 16  # longer encodings are shown as one text column (a row of 40 cells is unreadable)
 COLUMNS = (
     ("seq", "#"), ("encoding_index", "Encoding"), ("fidelity", "Fidelity"), ("state", "State"),
-    ("value", "Value"), (None, "Predicted"), ("duration_s", "Time (s)"), (None, "GPU"), ("finished_at", "Finished"),
+    ("value", "Value"), (None, "Predicted"), ("duration_s", "Time (s)"), (None, "Device"), ("finished_at", "Finished"),
 )
 
 

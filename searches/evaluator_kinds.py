@@ -13,6 +13,7 @@ import hashlib
 import math
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -40,7 +41,8 @@ class Setting:
 
     ``default`` is used when the key is omitted; ``None`` makes it required (``required`` is then the
     reason given for a missing text). ``initial`` is what the form suggests; ``in_form=False`` keeps an
-    API-only setting out of the form.
+    API-only setting out of the form. ``choices(owner)`` makes the form field a choice among the
+    ``(value, label)`` pairs it returns for the user filling in the form (empty: the default).
     """
 
     name: str
@@ -53,6 +55,7 @@ class Setting:
     help: str = ""
     required: str = ""
     in_form: bool = True
+    choices: Callable[[Any], list[tuple[str, str]]] | None = None
 
     @property
     def suggestion(self) -> Any:
@@ -134,6 +137,39 @@ class EvaluatorKind(ABC):
         return {setting.name: setting.clean(config) for setting in self.settings if setting.name not in skip}
 
 
+def _ready_datasets_of(owner: Any) -> list[tuple[str, str]]:
+    from image_datasets.selectors import image_dataset_choices
+
+    return image_dataset_choices(owner=owner)
+
+
+def _with_user_dataset(config: Any, *, owner: Any) -> Any:
+    """``config`` with the folder, classes and splits of the owner's chosen dataset (``user_dataset``), which
+    must be ready; a config without one is returned as it is."""
+    if not isinstance(config, dict) or config.get("user_dataset") in (None, "", 0, "0"):
+        return config
+    from image_datasets.models import ImageDataset
+
+    field = "evaluator_config.user_dataset"
+    chosen = config["user_dataset"]
+    if isinstance(chosen, str) and chosen.strip().isdigit():
+        chosen = int(chosen)
+    if not isinstance(chosen, int) or isinstance(chosen, bool):
+        raise EvaluatorValidationError(field, "must be the id of one of your datasets")
+    dataset = ImageDataset.objects.filter(owner=owner, id=chosen).first()
+    if dataset is None:
+        raise EvaluatorValidationError(field, "you have no dataset with this id")
+    if dataset.state != ImageDataset.State.READY:
+        detail = f": {dataset.failure_reason}" if dataset.failure_reason else ""
+        raise EvaluatorValidationError(field, f"the dataset {dataset.name!r} is {dataset.state}, not ready{detail}")
+    named = str(config.get("dataset") or "").strip()
+    if named and named != dataset.folder:  # a cloned search's config names the folder it was given
+        raise EvaluatorValidationError("evaluator_config.dataset",
+                                       "give either one of your datasets or a dataset name or folder, not both")
+    return {**config, "user_dataset": chosen, "dataset": dataset.folder, "n_classes": dataset.n_classes,
+            "train_split": "train", "eval_split": "validation"}
+
+
 class ImageClassificationKind(EvaluatorKind):
     """The engine's ``create_img_class_evaluator`` (torchrun inside), run in the sandbox since it
     builds networks from the space's user module."""
@@ -141,10 +177,14 @@ class ImageClassificationKind(EvaluatorKind):
     name = "image_classification"
     label = "Built-in image classification"
     description = ("Trains each candidate with the built-in trainer (torchrun) on the workers' GPUs; the value is "
-                   "the validation accuracy.")
+                   "the validation accuracy. Choose one of your <a href=\"/datasets/\">datasets</a>, or name a "
+                   "Hugging Face dataset or a server-side folder.")
     settings = (
+        Setting("user_dataset", "Your dataset", int, default=0, low=0,
+                help="One of your checked datasets; it sets the dataset, the classes and the splits.",
+                choices=_ready_datasets_of),
         Setting("dataset", "Dataset", str, help="A Hugging Face dataset name or a folder on the workers.",
-                required="name a Hugging Face dataset or a server-side folder"),
+                required="choose one of your datasets, or name a Hugging Face dataset or a server-side folder"),
         Setting("n_classes", "Classes", int, low=2, high=100_000, initial=10),
         Setting("train_split", "Training split", str, default="train"),
         Setting("eval_split", "Evaluation split", str, default="validation"),
@@ -159,8 +199,11 @@ class ImageClassificationKind(EvaluatorKind):
 
     def validate(self, spec: SearchSpec, space: SearchSpace) -> StoredEvaluator:
         has_low = spec.lo_fi_cost is not None
+        config = _with_user_dataset(spec.evaluator_config, owner=space.owner)
         # epochs_lo is only meaningful (and only required) with a low fidelity.
-        clean = self.clean_settings(spec.evaluator_config, skip=frozenset() if has_low else frozenset({"epochs_lo"}))
+        clean = self.clean_settings(config, skip=frozenset() if has_low else frozenset({"epochs_lo"}))
+        if not clean["user_dataset"]:
+            del clean["user_dataset"]
         if not clean["dataset_config"]:
             del clean["dataset_config"]
         if has_low and clean["epochs_lo"] >= clean["epochs_hi"]:
