@@ -83,6 +83,8 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "stall_patience": 10,  # hi-fi results without improvement before a Thompson pick; 0 = never
     "lo_fi_share": 0.3,  # cap on the share of the budget spent at low fidelity
     "believer_steps": None,  # steps of each Kriging-believer refit (warm start); None = finetune_steps // 4
+    "max_failures_in_a_row": 5,  # this many failed evaluations in a row stop the search (stop_reason); 0 = never
+    "learn_from_failures": True,  # fit failed evaluations as the worst result seen, so similar candidates lose favour
     "warm_start": [],  # saved searches on the same encodings whose hi-fi results become pretraining targets
     # hardware-aware goals (see nastune.objectives): {name: "max"|"min"}, first = primary; {name: (op, bound)}
     "objectives": {},
@@ -204,6 +206,11 @@ class SearchInstance:
                 hi_fi_cost=hi_fi_cost, lo_fi_cost=lo_fi_cost, acquisition=acquisition, batch_size=batch_size,
                 eval_budget=eval_budget, explicit=False,
             )
+            resumable = {"max_failures_in_a_row", "learn_from_failures", "stall_patience", "believer_steps"}
+            if set(options) - resumable:
+                raise SearchError(f"a resumed search keeps its options; only {sorted(resumable)} may change,"
+                                  f" got {sorted(set(options) - resumable)}")
+            self.options.update(options)
             logger.info(
                 "resuming search %r from %s: %d evaluations done, %d in flight",
                 self.name, self.save_filename or type(self._storage).__name__, len(self._history), len(self._pending),
@@ -621,11 +628,22 @@ class SearchInstance:
         return mask
 
     def _observations(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Successful results sorted by (index, fidelity), so fitting does not depend on finishing order."""
-        rows = sorted(
-            ((int(e["index"]), e["fidelity"], float(e["value"])) for e in self._history if e["value"] is not None),
-            key=lambda r: (r[0], r[1]),
-        )
+        """Results sorted by (index, fidelity), so fitting does not depend on finishing order.
+
+        With ``learn_from_failures`` a failed evaluation counts as the worst successful result at its
+        fidelity (once one exists): the surrogate then expects little of candidates like it, which steers
+        the search away from a region that fails (too big for memory, an op the evaluator rejects, ...).
+        """
+        rows = [(int(e["index"]), e["fidelity"], float(e["value"])) for e in self._history if e["value"] is not None]
+        if self.options.get("learn_from_failures", True):
+            worst: dict[str, float] = {}
+            for _, fidelity, value in rows:
+                worst[fidelity] = min(value, worst.get(fidelity, math.inf))
+            succeeded = {(index, fidelity) for index, fidelity, _ in rows}
+            failed = {(int(e["index"]), e["fidelity"]) for e in self._history if e["value"] is None}
+            rows += [(index, fidelity, worst[fidelity]) for index, fidelity in sorted(failed - succeeded)
+                     if fidelity in worst]
+        rows.sort(key=lambda r: (r[0], r[1]))
         idx = np.array([r[0] for r in rows], dtype=np.int64)
         y = np.array([r[2] for r in rows], dtype=np.float64)
         return idx, y, [r[1] for r in rows]
@@ -669,13 +687,24 @@ class SearchInstance:
         has_hi = any(e["fidelity"] == "hi" and e["value"] is not None for e in self._history)
         return "hi" if has_hi or not self.lo_fi_enabled else "lo"
 
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the search stopped early, ``None`` while it may go on: the last ``max_failures_in_a_row``
+        finished evaluations all failed (a broken evaluator must not burn the whole budget)."""
+        limit = int(self.options.get("max_failures_in_a_row") or 0)
+        history = self._history
+        if limit <= 0 or len(history) < limit or any(e["value"] is not None for e in history[-limit:]):
+            return None
+        last = str(history[-1].get("error") or "evaluation failed").strip()
+        return f"{limit} evaluations failed in a row; the last error: {last}"
+
     # -- ask / tell ----------------------------------------------------------------------------------------------
     def ask(self, n: int = 1) -> list[Proposal]:
         """Propose up to ``n`` evaluations and record them as pending.
 
         Never proposes a (candidate, fidelity) already evaluated or in flight, nor one that would
         overspend the budget (evaluations in flight included). Returns fewer (possibly none) when the
-        budget or the space is exhausted.
+        budget or the space is exhausted, and none once :attr:`stop_reason` is set.
 
         Args:
             n: how many evaluations may start now.
@@ -684,7 +713,7 @@ class SearchInstance:
             The proposals, in order.
         """
         n = int(n)
-        if n < 1:
+        if n < 1 or self.stop_reason is not None:
             return []
         rng = np.random.default_rng([self.seed, self._n_asks])
         ask_number = self._n_asks
@@ -728,8 +757,9 @@ class SearchInstance:
         lo_done = self._done_mask("lo") if self.lo_fi_enabled else np.zeros(N, dtype=bool)
         failed = np.zeros(N, dtype=bool)
         failed_idx = [int(e["index"]) for e in self._history if e["value"] is None]
+        failed_idx += [int(i) for i in (getattr(self.space, "failures", None) or {})]
         if failed_idx:
-            failed[failed_idx] = True  # a candidate that failed once is not proposed again
+            failed[failed_idx] = True  # failed once (evaluation or profiling): never proposed again
         available = ~(hi_done | self._pending_mask() | failed)
         p_feasible = self._feasibility_now(rng) if self.goals.constraints else None
         if p_feasible is not None:  # nothing almost surely infeasible is proposed while others remain
@@ -1152,7 +1182,8 @@ class SearchInstance:
             :attr:`best`.
 
         Raises:
-            SearchError: no budget, or no evaluator for a fidelity the search needs.
+            SearchError: no budget, or no evaluator for a fidelity the search needs; or the last
+                ``max_failures_in_a_row`` evaluations failed (:attr:`stop_reason`; everything is saved).
         """
         if eval_budget is not None:
             self.budget = self._check_budget(eval_budget)
@@ -1177,6 +1208,9 @@ class SearchInstance:
                 self._run_batch([(p.index, p.fidelity) for p in proposals], workers, bar)
         finally:
             bar.close()
+        if self.stop_reason is not None:
+            raise SearchError(f"search {self.name!r} stopped: {self.stop_reason}; fix the evaluator, then resume it"
+                              " with a higher max_failures_in_a_row=... (or 0: never stop)")
         return self.best
 
     def _run_batch(self, items: list[tuple[int, str]], workers: int, bar: Any) -> None:

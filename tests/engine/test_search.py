@@ -108,7 +108,7 @@ def test_failed_evaluations_are_recorded_and_the_search_goes_on(make_grid_space)
             return math.nan
         return objective(encoding)
 
-    s = make_search(space, None, hi_fi_eval=flaky)
+    s = make_search(space, None, hi_fi_eval=flaky, n_initial=12)  # random picks meet both kinds of failure
     s.run_search(20)
     failed = [e for e in s.history if e["value"] is None]
     assert failed, "the grid has failing candidates among the first 20 picks"
@@ -359,3 +359,45 @@ def test_resume_after_sigkill_loses_and_repeats_no_finished_evaluation(make_grid
     calls = [tuple(json.loads(line)) for line in (tmp_path / "kill.calls").read_text().splitlines()]
     finished = {tuple(e["encoding"]) for e in at_kill["history"]}
     assert all(calls.count(c) == 1 for c in finished)  # no finished evaluation was run again
+
+
+def test_failures_in_a_row_stop_the_search_with_the_last_error(make_grid_space, tmp_path: Path) -> None:
+    space = make_grid_space()
+
+    def broken(encoding: tuple) -> float:
+        raise RuntimeError(f"CUDA out of memory for {encoding}")
+
+    s = make_search(space, tmp_path / "s.json", hi_fi_eval=broken)
+    with pytest.raises(SearchError, match="5 evaluations failed in a row; the last error: RuntimeError: CUDA out"):
+        s.run_search(30)
+    assert len(s.history) == 5 and s.spent == 5.0  # failures spend budget; the rest is not burnt
+    assert s.ask(1) == []
+    resumed = make_search(space, tmp_path / "s.json", hi_fi_eval=objective, max_failures_in_a_row=0)
+    assert resumed.stop_reason is None and len(resumed.ask(1)) == 1
+
+
+def test_profiling_failures_and_failed_candidates_are_never_proposed(make_grid_space) -> None:
+    space = make_grid_space()
+    space.failures = {i: "profiling failed" for i in range(0, len(space), 2)}
+    s = make_search(space, None, hi_fi_eval=objective)
+    s.run_search(20)
+    assert all(e["index"] % 2 == 1 for e in s.history)
+
+
+def test_the_search_learns_to_avoid_a_region_that_fails(make_grid_space) -> None:
+    """Candidates with a first position of 3 (the objective's best region) always fail: learning from
+    failures must pick far fewer of them than ignoring failures does, over several seeds."""
+    space = make_grid_space()
+    tried = {True: 0, False: 0}
+    for learn in (True, False):
+        for seed in range(3):
+            def fails_at_three(encoding: tuple) -> float:
+                if encoding[0] == 3:
+                    raise RuntimeError("too big")
+                return objective(encoding)
+
+            s = make_search(space, None, hi_fi_eval=fails_at_three, seed=seed, learn_from_failures=learn,
+                            max_failures_in_a_row=0)
+            s.run_search(20)
+            tried[learn] += sum(1 for e in s.history if e["value"] is None)
+    assert tried[True] < tried[False], tried
