@@ -20,6 +20,11 @@ Metrics (one float per encoding, NaN when not measured):
 ``latency``
     Median wall-clock seconds of ``latency_repeats`` forward passes of the inference form on CPU
     (``torch.no_grad``, eval mode) after ``latency_warmup`` warm-up passes, with a fixed torch thread count.
+``latency_<device>`` (with ``latency_device=...``)
+    The same latency measured on a named device, the metric named after it (:func:`device_latency_metric`):
+    ``latency_cuda_h200`` (CUDA events around each forward, after warm-up, the fixed ``sample_input`` batch,
+    synchronised) or ``latency_cpu_<model>``; one space can hold several, and constraints and objectives can
+    name any of them.
 ``memory``
     Peak activation memory in bytes: the highest running total of CPU allocator allocations minus frees
     recorded by the torch profiler (``profile_memory=True``) during one inference forward pass; weights and
@@ -67,7 +72,10 @@ __all__ = [
     "ProfileTable",
     "count_flops",
     "count_parameters",
+    "device_latency_metric",
     "inference_form",
+    "latency_metric_name",
+    "measure_device_latency",
     "measure_latency",
     "measure_peak_memory",
     "profile_encodings",
@@ -100,8 +108,12 @@ class ProfileSettings:
     flops_device: str = "auto"
     #: also read the network's structure (meta device) into ``arch:<k>`` values, see :mod:`nastune.features`
     architecture: bool = False
+    #: also measure latency on this device (``"cuda"``, ``"cuda:1"``, ``"cpu"``) as ``latency_<device>``
+    latency_device: str | None = None
 
     def __post_init__(self) -> None:
+        if self.latency_device is not None and torch.device(self.latency_device).type not in ("cpu", "cuda"):
+            raise ProfilingError(f"latency_device must be 'cpu' or 'cuda[:k]', got {self.latency_device!r}")
         if self.flops_device not in ("auto", "meta", "cpu"):
             raise ProfilingError(f"flops_device must be 'auto', 'meta' or 'cpu', got {self.flops_device!r}")
         unknown = [m for m in self.metrics if m not in PROFILE_METRICS]
@@ -256,6 +268,88 @@ def measure_latency(
     return float(np.median(times))
 
 
+def _slug(text: str) -> str:
+    return "_".join(t for t in "".join(c if c.isalnum() else " " for c in text.lower()).split() if t)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1]
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "unknown"
+
+
+#: words that name no particular device: vendor and trademark noise in device names
+_NOISE = {"nvidia", "intel", "r", "tm", "amd", "cpu", "processor", "core", "geforce", "corporation", "with", "radeon",
+          "graphics", "apple"}
+
+
+def device_latency_metric(device: str | torch.device) -> str:
+    """The metric name of latency on ``device``: ``latency_cuda_<gpu>`` or ``latency_cpu_<model>``, from the device's
+    own name (``"NVIDIA H200"`` -> ``latency_cuda_h200``; ``"Intel(R) Xeon(R) Platinum 8480C"`` ->
+    ``latency_cpu_xeon_platinum_8480c``); frequencies and vendor words are left out.
+
+    Raises:
+        ProfilingError: a CUDA device on a machine without one, or another device type.
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ProfilingError(f"no CUDA device here to measure latency on ({device!r}); profile on a gpu worker")
+        name = torch.cuda.get_device_name(dev)
+    elif dev.type == "cpu":
+        name = _cpu_model()
+    else:
+        raise ProfilingError(f"latency can be measured on 'cpu' or 'cuda', not {device!r}")
+    return latency_metric_name(dev.type, name)
+
+
+def latency_metric_name(device_type: str, device_name: str) -> str:
+    """``("cuda", "NVIDIA H200")`` -> ``latency_cuda_h200``: the device type, then the words of its name without
+    vendor and trademark words and without a clock frequency (``@ 2.00GHz``)."""
+    words = [w for w in _slug(device_name.split("@")[0]).split("_") if w not in _NOISE]
+    return f"latency_{_slug(device_type)}_{'_'.join(words) or 'unknown'}"
+
+
+def measure_device_latency(
+    net: torch.nn.Module, inputs: Sequence[torch.Tensor], device: str | torch.device, *, repeats: int = 10,
+    warmup: int = 2,
+) -> float:
+    """Median seconds of ``repeats`` forwards of ``net`` on ``device`` after ``warmup`` untimed ones (no_grad).
+
+    On CUDA each forward is timed by a pair of CUDA events (the GPU's own clock, no host overhead) after the
+    warm-up (kernel selection, allocator) and a synchronise; the network and a copy of the inputs are moved to
+    the device and the network is moved back afterwards. On CPU it is :func:`measure_latency`.
+    """
+    dev = torch.device(device)
+    if dev.type != "cuda":
+        return measure_latency(net, inputs, repeats=repeats, warmup=warmup)
+    net.to(dev)
+    moved = [x.to(dev) for x in inputs]
+    try:
+        times = []
+        with torch.no_grad():
+            for _ in range(warmup):
+                net(*moved)
+            torch.cuda.synchronize(dev)
+            for _ in range(repeats):
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                net(*moved)
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end) / 1000.0)
+        return float(np.median(times))
+    finally:
+        net.to("cpu")
+
+
 def measure_peak_memory(net: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> float:
     """Peak bytes allocated (net of frees) by one forward pass, from the torch profiler's memory events."""
     from torch.profiler import ProfilerActivity, profile
@@ -382,6 +476,10 @@ def _measure(
     if infer is not None and "latency" in metrics:
         values["latency"] = measure_latency(
             infer, inputs, repeats=settings.latency_repeats, warmup=settings.latency_warmup
+        )
+    if infer is not None and settings.latency_device is not None:
+        values[device_latency_metric(settings.latency_device)] = measure_device_latency(
+            infer, inputs, settings.latency_device, repeats=settings.latency_repeats, warmup=settings.latency_warmup
         )
     if infer is not None and "memory" in metrics:
         try:
@@ -698,6 +796,7 @@ def profile_encodings(
     progress: bool = False,
     flops_device: str = "auto",
     architecture: bool = False,
+    latency_device: str | None = None,
 ) -> ProfileTable:
     """Profile a list of encodings (a chunk of a space); never raises for one bad encoding.
 
@@ -716,6 +815,7 @@ def profile_encodings(
         progress: show a tqdm bar.
         flops_device: ``"auto"``, ``"meta"`` or ``"cpu"`` (see the module docstring).
         architecture: also return the architecture features (:mod:`nastune.features`) as ``arch:<k>`` columns.
+        latency_device: also measure latency on this device, as :func:`device_latency_metric` names it.
 
     Returns:
         A :class:`ProfileTable` with ``m`` rows in the order of ``encodings``.
@@ -723,7 +823,7 @@ def profile_encodings(
     settings = ProfileSettings(
         metrics=tuple(metrics), proxies=proxies, seed=seed, latency_repeats=latency_repeats,
         latency_warmup=latency_warmup, torch_threads=torch_threads, flops_device=flops_device,
-        architecture=architecture,
+        architecture=architecture, latency_device=latency_device,
     )
     table = ProfileTable.empty(len(encodings), settings.all_metrics)
     _run(

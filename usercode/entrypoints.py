@@ -87,9 +87,13 @@ def profile(payload: dict, scratch: Path) -> dict:
 
     encoding_to_net = _load(scratch, USER_MODULE, "encoding_to_net")
     sample = _sample_input(payload["sample_input_shape"], seed=0)
+    import torch
+
+    # a worker with a GPU (the gpu queue) also measures latency there, as latency_cuda_<gpu> (issue 15)
+    latency_device = payload.get("latency_device") or ("cuda" if torch.cuda.is_available() else None)
     table = profile_encodings(
         encoding_to_net, payload["encodings"], sample, timeout_s=float(payload.get("timeout_s", 60.0)),
-        metrics=tuple(payload["metrics"]), threads=1, progress=False,
+        metrics=tuple(payload["metrics"]), threads=1, progress=False, latency_device=latency_device,
     )
     metrics = {
         name: [None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
