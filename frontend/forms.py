@@ -188,8 +188,9 @@ class SearchForm(ServiceForm):
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.clone_table = clone_table  # the cloned search's table, used unless another one is uploaded
-        self.fields["space"].choices = [(str(space.id), f"{space.name} ({space.n_encodings:,} encoding{'' if space.n_encodings == 1 else 's'})")
-                                        for space in spaces]
+        self.fields["space"].choices = [
+            (str(space.id), f"{space.name} ({space.n_encodings:,} encoding{'' if space.n_encodings == 1 else 's'})")
+            for space in spaces]
         self.fields["evaluator_kind"].choices = evaluator_kinds.choices()  # kinds registered after import too
         for kind in evaluator_kinds.KINDS.values():
             for setting in kind.settings:

@@ -174,6 +174,20 @@ def space_detail(request: HttpRequest, space_id: int) -> HttpResponse:
 
 @page
 @require_POST
+def space_annotate(request: HttpRequest, space_id: int) -> HttpResponse:
+    space = space_selectors.space_get(owner=request.user, space_id=space_id)
+    try:
+        space_services.space_annotate(space=space, name=request.POST.get("name"),
+                                      description=request.POST.get("description"), tags=request.POST.get("tags"))
+    except DomainError as exc:
+        messages.error(request, exc.reason)
+    else:
+        messages.success(request, "Name, description and tags saved.")
+    return redirect("space-detail", space_id=space.id)
+
+
+@page
+@require_POST
 def space_delete(request: HttpRequest, space_id: int) -> HttpResponse:
     space = space_selectors.space_get(owner=request.user, space_id=space_id)
     try:

@@ -13,18 +13,20 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from nasweb import safe_json
 from nasweb.api import DownloadView, PagedView, error_responses, paginate
 from nasweb.errors import ConflictError
+from nasweb.safe_json import BoundedJSONParser
 from nasweb.uploads import read_module_upload
 from spaces import examples, selectors, services
 from spaces.models import NetworkSummary, SearchSpace
 
-UPLOAD_PARSERS = [MultiPartParser, FormParser, JSONParser]
+UPLOAD_PARSERS = [MultiPartParser, FormParser, BoundedJSONParser]
 
 
 @extend_schema_field({"oneOf": [{"type": "string", "example": "1,3,32,32"},
@@ -35,8 +37,8 @@ class ShapeField(serializers.Field):
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, str) and data.strip().startswith("["):
             try:
-                data = json.loads(data)
-            except json.JSONDecodeError:
+                data = safe_json.loads(data)
+            except (json.JSONDecodeError, safe_json.JSONInputError):
                 raise serializers.ValidationError("write the shape as integers, e.g. 1,3,32,32") from None
         if not isinstance(data, str | list):
             raise serializers.ValidationError("write the shape as integers, e.g. 1,3,32,32")
@@ -59,7 +61,7 @@ class SpaceOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SearchSpace
-        fields = ["id", "name", "description", "source", "example", "state", "failure_reason", "n_encodings",
+        fields = ["id", "name", "description", "tags", "source", "example", "state", "failure_reason", "n_encodings",
                   "encoding_length", "feature_summary", "module_sha256", "sample_input_shape", "max_profiled",
                   "progress_done", "progress_total", "progress_fraction", "metrics", "profile_failures",
                   "surrogate_quality", "has_bundle", "created_at", "updated_at"]
@@ -140,7 +142,24 @@ class SpaceListApi(PagedView):
 
 
 class SpaceDetailApi(APIView):
-    """One search space with its progress; delete it (refused while a search on it is active)."""
+    """One search space with its progress; rename it or change its description and tags; delete it
+    (refused while a search on it is active)."""
+
+    @extend_schema_serializer(component_name="SpaceAnnotateInput")
+    class AnnotateSerializer(serializers.Serializer):
+        name = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+        description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                            max_length=100_000, help_text="the space's notes")
+        tags = serializers.ListField(child=serializers.CharField(allow_blank=True, max_length=1000), required=False,
+                                     max_length=1000, help_text="the whole new list of tags")
+
+    @extend_schema(request=AnnotateSerializer, responses={200: SpaceOutputSerializer, **error_responses(400, 404)})
+    def patch(self, request: Request, space_id: int) -> Response:
+        """Rename the space or change its description or tags (only the fields given)."""
+        space = _space(request, space_id)
+        serializer = self.AnnotateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(SpaceOutputSerializer(services.space_annotate(space=space, **serializer.validated_data)).data)
 
     @extend_schema(responses={200: SpaceOutputSerializer, **error_responses(404)})
     def get(self, request: Request, space_id: int) -> Response:
@@ -162,8 +181,8 @@ class SpaceBundleApi(DownloadView):
         space = _space(request, space_id)
         if space.state != SearchSpace.State.READY or not space.bundle_file:
             raise ConflictError(None, f"the search space is {space.state}; its bundle exists once it is ready")
-        return FileResponse(space.bundle_file.open("rb"), as_attachment=True, filename=f"{space.name}.nastune",
-                            content_type="application/octet-stream")
+        return FileResponse(services.space_bundle_file(space=space), as_attachment=True,
+                            filename=f"{space.name}.nastune", content_type="application/octet-stream")
 
 
 class SpaceModuleApi(APIView):

@@ -73,7 +73,9 @@ def parse_encodings(data: bytes, filename: str) -> list[list[Any]]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise SpaceValidationError("encodings", "the file is not UTF-8 text; upload JSON or CSV") from None
-    if filename.lower().endswith(".csv") or (text.lstrip()[:1] not in ("[", "{")):
+    # A .json file is JSON whatever it starts with ("hello" is an error, not a one-cell CSV).
+    is_json = filename.lower().endswith(".json")
+    if not is_json and (filename.lower().endswith(".csv") or text.lstrip()[:1] not in ("[", "{")):
         try:
             rows = [row for row in csv.reader(io.StringIO(text)) if row and any(cell.strip() for cell in row)]
         except csv.Error as exc:
@@ -263,9 +265,11 @@ def space_import_bundle(*, owner: Any, bundle_upload: UploadedFile, name: str = 
         encodings = [list(encoding) for encoding in engine_space.encodings]
         info = validate_encodings(encodings)
         source = engine_space.module_source or ""
+        details = _bundle_details(path)
         with transaction.atomic():
             space = _new_space(
-                owner=owner, name=_validate_name(name or engine_space.name), description="Imported bundle",
+                owner=owner, name=_validate_name(name or engine_space.name),
+                description=details.get("description") or "Imported bundle",
                 encodings=encodings, info=info, source=SearchSpace.Source.BUNDLE, module_source=source,
                 module_sha256=hashlib.sha256(source.encode()).hexdigest() if source else "",
                 state=SearchSpace.State.READY, progress_done=info["n"], progress_total=info["n"],
@@ -273,10 +277,86 @@ def space_import_bundle(*, owner: Any, bundle_upload: UploadedFile, name: str = 
             )
             with path.open("rb") as handle:
                 space.bundle_file.save("space.nastune", File(handle), save=False)
+            space.sample_input_shape = details.get("sample_input_shape") or []
+            space.tags = details.get("tags") or []
             profile = {metric: values for metric, values in engine_space.profile.items()}
             _store_profile(space, profile, failures=engine_space.failures)
             space.save()
     return space
+
+
+def space_annotate(*, space: SearchSpace, name: str | None = None, description: str | None = None,
+                   tags: Any = None) -> SearchSpace:
+    """Rename the space, or change its description (its notes) or tags (only what is given)."""
+    from searches.services.steering import NOTES_MAX_CHARS, clean_tags
+
+    fields: dict[str, Any] = {}
+    if name is not None:
+        fields["name"] = _validate_name(name)
+    if description is not None:
+        if len(description) > NOTES_MAX_CHARS:
+            raise SpaceValidationError("description", f"the description has at most {NOTES_MAX_CHARS} characters")
+        fields["description"] = description
+    if tags is not None:
+        try:
+            fields["tags"] = clean_tags(tags)
+        except DomainError as exc:
+            raise SpaceValidationError("tags", exc.reason) from None
+    if fields:
+        SearchSpace.objects.filter(id=space.id).update(**fields)
+        space.refresh_from_db()
+    return space
+
+
+BUNDLE_DETAILS = "nasweb.json"
+"""Bundle member with what the web app knows beyond the engine: description, sample input shape, tags."""
+
+
+def _bundle_details(path: Path) -> dict[str, Any]:
+    """The web details of a bundle (checked like any member; a bundle written by nastune has none)."""
+    from nastune.bundle import read_bundle
+
+    data = read_bundle(path)[1].get(BUNDLE_DETAILS)
+    if data is None:
+        return {}
+    try:
+        details = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise SpaceValidationError("bundle", f"bundle member {BUNDLE_DETAILS} is not valid JSON") from None
+    if not isinstance(details, dict):
+        raise SpaceValidationError("bundle", f"bundle member {BUNDLE_DETAILS} must be a JSON object")
+    cleaned: dict[str, Any] = {}
+    if isinstance(details.get("description"), str):
+        cleaned["description"] = details["description"][:20_000]
+    if details.get("sample_input_shape"):
+        cleaned["sample_input_shape"] = validate_sample_input_shape(details["sample_input_shape"])
+    tags = details.get("tags")
+    if isinstance(tags, list) and all(isinstance(tag, str) for tag in tags):
+        cleaned["tags"] = [tag.strip()[:40] for tag in tags if tag.strip()][:20]
+    return cleaned
+
+
+def space_bundle_file(*, space: SearchSpace) -> Any:
+    """An open binary file of the space's bundle with its web details added as ``nasweb.json`` (the stored
+    bundle is the engine's; a re-import of the download keeps the description and sample input shape)."""
+    from nastune import BundleError
+    from nastune.bundle import read_bundle, write_bundle
+
+    try:
+        manifest, members = read_bundle(space.bundle_file.path)
+    except BundleError:  # served as stored: whoever imports it gets the checksum error, with its member named
+        logger.warning("bundle of space %s cannot be read; served without its web details", space.id)
+        return space.bundle_file.open("rb")
+    details = {"description": space.description, "sample_input_shape": space.sample_input_shape,
+               "tags": space.tags}
+    members = {**members, BUNDLE_DETAILS: json.dumps(details).encode()}
+    folder = Path(tempfile.mkdtemp(prefix="nasweb-download-"))
+    try:
+        written = write_bundle(folder / "space.nastune", members, name=manifest.get("name") or space.name,
+                               created=manifest.get("created"))
+        return written.open("rb")  # still readable after its folder is removed (POSIX)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def space_delete(*, space: SearchSpace) -> None:

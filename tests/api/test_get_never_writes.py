@@ -71,6 +71,7 @@ NO_GET_ROUTES: dict[str, tuple[str, str]] = {
         ("/api/searches/{search_id}/evaluations/{evaluation_id}/retry/", "token"),
     "accounts/logout/": ("/accounts/logout/", "session"),
     "spaces/<int:space_id>/delete/": ("/spaces/{space_id}/delete/", "session"),
+    "spaces/<int:space_id>/annotate/": ("/spaces/{space_id}/annotate/", "session"),
     "searches/<int:search_id>/evaluations/<int:evaluation_id>/retry/":
         ("/searches/{search_id}/evaluations/{evaluation_id}/retry/", "session"),
     "searches/<int:search_id>/delete/": ("/searches/{search_id}/delete/", "session"),

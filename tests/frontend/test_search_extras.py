@@ -89,3 +89,22 @@ def test_the_dashboard_has_the_per_position_views_and_a_wall_clock_axis(owner_cl
     page = owner_client.get(f"/searches/{finished.id}/").content.decode()
     for element in ('id="parcoords-chart"', 'id="importance-chart"', 'id="slice-chart"', 'value="elapsed"'):
         assert element in page
+
+
+def test_a_space_is_renamed_described_and_tagged_from_its_page(owner_client, outsider_client, users) -> None:
+    space = make_space(users["owner"])
+    owner_client.post(f"/spaces/{space.id}/annotate/", {"name": "cells", "description": "NB201-like", "tags": "a, b"})
+    page = owner_client.get(f"/spaces/{space.id}/").content.decode()
+    assert "<h1>cells" in page and "NB201-like" in page and '<span class="tag">a</span> <span class="tag">b</span>' in page
+    assert outsider_client.post(f"/spaces/{space.id}/annotate/", {"name": "mine"}).status_code == 404
+    refused = owner_client.post(f"/spaces/{space.id}/annotate/", {"name": ""}, follow=True).content.decode()
+    assert "give the search space a name" in refused
+
+
+def test_the_api_docs_are_linked_from_every_page_and_counts_are_singular_when_one(owner_client, users) -> None:
+    from tests.frontend.factories import make_long_space
+
+    make_long_space(users["owner"], length=2, n=1)
+    page = owner_client.get("/spaces/").content.decode()
+    assert '<a href="/api/docs/" id="api-docs-link">API docs</a>' in page
+    assert "1 encoding of length" in page and "1 encodings" not in page

@@ -342,6 +342,17 @@
   }
   if (sliceSelect) sliceSelect.addEventListener("change", drawSlice);
 
+  /* Whether the table shows an evaluation in another state than the progress feed (queued vs running,
+   * or still in flight when it has finished). */
+  function tableDisagrees(inFlight) {
+    const states = new Map(inFlight.map((item) => [String(item.id), item.state]));
+    return Array.from(document.querySelectorAll("#evaluations-table tr[data-evaluation]")).some((row) => {
+      const shown = ["queued", "running", "done", "failed"].find((state) => row.classList.contains(state));
+      const now = states.get(row.dataset.evaluation);
+      return now ? shown !== now : shown === "queued" || shown === "running";
+    });
+  }
+
   /* ---- the live loop ---------------------------------------------------------------------------- */
   let lastFinished = null;
   let lastSignature = null;
@@ -357,6 +368,7 @@
     showInFlight(progress.in_flight);
     const signature = progress.finished_count + "|" + progress.in_flight.map((item) => item.id + item.state).join(",");
     if (lastSignature !== null && signature !== lastSignature) tableStale = true;
+    if (tableDisagrees(progress.in_flight)) tableStale = true; // e.g. it changed between page render and first poll
     if (lastFinished !== null && progress.finished_count !== lastFinished) paretoStale = true;
     lastSignature = signature;
     lastFinished = progress.finished_count;

@@ -86,14 +86,16 @@
       const entry = quality[metric];
       const all = entry.measured.concat(entry.predicted).filter(Number.isFinite);
       const low = Math.min(...all), high = Math.max(...all);
+      // counts spanning decades (params, FLOPs, memory) are read on a log axis, as in the profile plot
+      const type = LOG_METRICS.includes(metric) && low > 0 ? "log" : "linear";
       N.plot(chart, [
         { type: "scatter", mode: "markers", name: "held-out candidates", x: entry.measured, y: entry.predicted,
           marker: { size: 6, color: "#2f5bd3", opacity: 0.7 } },
         { type: "scatter", mode: "lines", name: "perfect prediction", x: [low, high], y: [low, high],
           line: { dash: "dot", color: "#9aa3b5" }, hoverinfo: "skip" },
       ], {
-        xaxis: { title: { text: `measured ${metric}` } },
-        yaxis: { title: { text: `predicted ${metric}` } },
+        xaxis: { title: { text: `measured ${metric}` }, type },
+        yaxis: { title: { text: `predicted ${metric}` }, type },
         annotations: [{ xref: "paper", yref: "paper", x: 0.02, y: 0.98, showarrow: false, align: "left",
           text: `Kendall τ = ${N.fmt(entry.tau, 3)} (n = ${entry.n})`, bgcolor: "rgba(255,255,255,.8)" }],
       });
