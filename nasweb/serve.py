@@ -34,6 +34,18 @@ def _die_with_parent() -> None:
     os.setsid()
 
 
+def control_socket_args(port: int) -> list[str]:
+    """Gunicorn's control-socket option for this server: its own socket per port under the var folder, so two
+    ``make run`` on one machine do not share gunicorn's default ``~/.gunicorn/gunicorn.ctl``; off where that
+    path would exceed the length of a Unix socket address."""
+    var_dir = Path(os.environ.get("NASWEB_VAR_DIR") or ROOT / "var")
+    path = var_dir.resolve() / "run" / f"gunicorn-{port}.ctl"
+    if len(str(path).encode()) > 100:
+        return ["--no-control-socket"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return ["--control-socket", str(path)]
+
+
 def _manage(*args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
 
@@ -68,7 +80,8 @@ def main() -> int:
     workers = os.environ.get("WEB_CONCURRENCY", "2")
     web = subprocess.Popen(
         [PYTHON, "-m", "gunicorn", "nasweb.wsgi:application", "--bind", f"{host}:{port}",
-         "--workers", workers, "--timeout", "120", "--access-logfile", "-", "--graceful-timeout", "10"],
+         "--workers", workers, "--timeout", "120", "--access-logfile", "-", "--graceful-timeout", "10",
+         *control_socket_args(port)],
         cwd=ROOT, preexec_fn=_die_with_parent,
     )
     def start_worker() -> subprocess.Popen:
