@@ -11,10 +11,13 @@ from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
+
+from nasweb.safe_json import BoundedJSONParser
 
 MAX_PAGE_SIZE = 500
 
@@ -119,6 +122,7 @@ class TokenApi(ObtainAuthToken):
 
     authentication_classes: list = []
     throttle_classes = [AnonRateThrottle]
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]  # anonymous JSON: bounded
 
     @extend_schema(request=AuthTokenSerializer, responses={200: TokenOutputSerializer, 400: ErrorSerializer},
                    auth=[])

@@ -126,6 +126,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "nasweb.api_errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # JSON bodies from anyone (the token endpoint is anonymous): too deep or too long numbers -> 400
+    "DEFAULT_PARSER_CLASSES": ["nasweb.safe_json.BoundedJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     # Only the token endpoint is throttled (see nasweb.api.TokenApi): per client address and per web
     # process (Django's default in-memory cache), enough to make guessing passwords slow.
     "DEFAULT_THROTTLE_RATES": {"anon": env_str("NASWEB_TOKEN_RATE", "20/min")},

@@ -17,12 +17,14 @@ from django.utils.http import content_disposition_header
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from nasweb import safe_json
 from nasweb.api import DownloadView, PagedView, error_responses, paginate
+from nasweb.safe_json import BoundedJSONParser
 from nasweb.uploads import read_module_upload, read_upload
 from searches import evaluator_kinds, positions, selectors, services
 from searches.models import Evaluation, SearchInstance
@@ -52,9 +54,11 @@ class JSONObjectField(serializers.Field):
     def to_internal_value(self, data: Any) -> dict:
         if isinstance(data, str):
             try:
-                data = json.loads(data) if data.strip() else {}
+                data = safe_json.loads(data) if data.strip() else {}
             except json.JSONDecodeError as exc:
                 raise serializers.ValidationError(f"not valid JSON: {exc.msg} at line {exc.lineno}") from None
+            except safe_json.JSONInputError as exc:
+                raise serializers.ValidationError(str(exc)) from None
         if not isinstance(data, dict):
             raise serializers.ValidationError("must be a JSON object")
         return data
@@ -103,7 +107,7 @@ class EvaluationOutputSerializer(serializers.ModelSerializer):
 class SearchListApi(PagedView):
     """Your searches, newest first; or start one on a ready space of yours."""
 
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
 
     @extend_schema_serializer(component_name="SearchCreateInput")
     class InputSerializer(serializers.Serializer):

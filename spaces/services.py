@@ -31,6 +31,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from nasweb import safe_json
 from nasweb.errors import ConflictError, DomainError
 from nasweb.filecache import FileCache
 from nasweb.uploads import check_upload_size, read_upload
@@ -85,9 +86,11 @@ def parse_encodings(data: bytes, filename: str) -> list[list[Any]]:
             rows = rows[1:]  # a header row of names above numeric rows
         return [[_parse_scalar(cell) for cell in row] for row in rows]
     try:
-        document = json.loads(text)
+        document = safe_json.loads(text)
     except json.JSONDecodeError as exc:
         raise SpaceValidationError("encodings", f"the JSON is malformed at line {exc.lineno}: {exc.msg}") from None
+    except safe_json.JSONInputError as exc:
+        raise SpaceValidationError("encodings", str(exc)) from None
     if isinstance(document, dict):
         document = document.get("encodings")
     if not isinstance(document, list):
