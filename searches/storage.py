@@ -38,6 +38,7 @@ class EvaluationRowStorage(SearchStorage):
         self._history: list[dict[str, Any]] = []
         self._pending: list[dict[str, Any]] = []
         self._new: list[dict[str, Any]] = []
+        self._spent = 0.0
         self._asks_at_load = search.n_asks
         self._n_asks = search.n_asks
 
@@ -70,6 +71,8 @@ class EvaluationRowStorage(SearchStorage):
                 duration_s=row.duration_s,
                 finished_at=row.finished_at.isoformat() if row.finished_at else None,
             )
+            if row.objectives is not None:
+                record["objectives"] = dict(row.objectives)
         return record
 
     def _load(self) -> None:
@@ -85,6 +88,7 @@ class EvaluationRowStorage(SearchStorage):
             self._record(row)
             for row in rows.filter(state__in=(Evaluation.State.QUEUED, Evaluation.State.RUNNING)).order_by("id")
         ]
+        self._spent = float(SearchInstance.objects.only("spent").get(id=self.search.id).spent)
         self._loaded = True
 
     def load_config(self) -> dict[str, Any]:
@@ -99,7 +103,9 @@ class EvaluationRowStorage(SearchStorage):
             "hi_fi_cost": s.hi_fi_cost,
             "lo_fi_cost": s.lo_fi_cost,
             "budget": s.budget,
-            "options": {},
+            # hardware-aware goals (nastune.objectives) are engine options
+            "options": {"objectives": {str(n): str(d) for n, d in s.objectives or []},
+                        "constraints": list(s.constraints or []), "reference_point": dict(s.reference_point or {})},
             "n_asks": self._n_asks,
         }
 
@@ -188,6 +194,8 @@ class EvaluationRowStorage(SearchStorage):
             }
             if "log_tail" in record:
                 fields["log_tail"] = record["log_tail"]
+            if record.get("objectives") is not None:
+                fields["objectives"] = dict(record["objectives"])
             Evaluation.objects.filter(id=row.id).update(**fields)
             self.place_in_order(row.id)
         self._loaded = False
@@ -211,6 +219,12 @@ class EvaluationRowStorage(SearchStorage):
         search.save(update_fields=["finished_count", "spent", "best_value", "best_index", "updated_at"])
 
     # -- indexed views -------------------------------------------------------------------------------------
+    def spent(self) -> float:
+        # Every finished attempt spent its cost, also one a retry replaced (it used the machine too):
+        # the search's running figure, read once with the rows.
+        self._load()
+        return self._spent
+
     def incumbent(self, fidelity: str = "hi") -> dict[str, Any] | None:
         if fidelity != "hi" or self._loaded:
             return super().incumbent(fidelity)

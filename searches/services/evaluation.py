@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import socket
@@ -10,6 +11,7 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -122,7 +124,7 @@ def _heartbeat(evaluation_id: int, search_id: int, log_tail: str) -> bool:
         id=search_id, state__in=(SearchInstance.State.CANCELLED, SearchInstance.State.FAILED)).exists()
 
 
-def _evaluate(evaluation: Evaluation, search: SearchInstance, gpu: str, log_path: Path) -> float:
+def _evaluate(evaluation: Evaluation, search: SearchInstance, gpu: str, log_path: Path) -> float | dict[str, float]:
     def tick(log_tail: str) -> bool:
         return _heartbeat(evaluation.id, search.id, log_tail)
 
@@ -148,9 +150,37 @@ def _scratch_root() -> Path:
     return root
 
 
-def _finish(evaluation: Evaluation, *, value: float | None, error: str | None, duration_s: float | None = None,
-            log_path: Path | None = None) -> None:
+def split_objectives(search: SearchInstance, result: Any) -> tuple[float | None, dict[str, float] | None,
+                                                                   str | None]:
+    """An evaluator's result as ``(value, objectives, error)``: a number is the value; a dict (several
+    objectives) gives the primary objective's number as the value (in the search's direction, which is the
+    primary's) and is kept whole as the objectives. A dict the search cannot use is a failed evaluation."""
+    if not isinstance(result, dict):
+        return result, None, None
+    if not search.objectives:
+        return None, None, (f"the evaluator returned several values ({', '.join(sorted(map(str, result)))}); "
+                            "start the search with objectives to use them, or return one number")
+    primary = str(search.objectives[0][0])
+    if primary not in result:
+        return None, None, (f"the evaluator's result has no primary objective {primary!r}; it has "
+                            f"{', '.join(sorted(map(str, result)))}")
+    values: dict[str, float] = {}
+    for key, number in result.items():
+        try:
+            values[str(key)] = float(number)
+        except (TypeError, ValueError):
+            return None, None, f"the evaluator returned {key}={number!r}, not a number"
+        if not math.isfinite(values[str(key)]):
+            return None, None, f"the evaluator returned {key}={number!r}; every value must be finite"
+    return values[primary], values, None
+
+
+def _finish(evaluation: Evaluation, *, value: float | dict[str, float] | None, error: str | None,
+            duration_s: float | None = None, log_path: Path | None = None) -> None:
     search = evaluation.search
+    objectives = None
+    if error is None:
+        value, objectives, error = split_objectives(search, value)
     units = (search.lo_fi_cost if evaluation.fidelity == Evaluation.Fidelity.LO else search.hi_fi_cost) / \
         search.hi_fi_cost
     log_tail = ""
@@ -160,7 +190,9 @@ def _finish(evaluation: Evaluation, *, value: float | None, error: str | None, d
         recorded = EvaluationRowStorage(search).finish({
             "id": evaluation.id, "index": evaluation.encoding_index, "fidelity": evaluation.fidelity,
             "value": value if error is None else None, "error": error,
-            "budget_units": units if error is None else 0.0, "duration_s": duration_s, "log_tail": log_tail,
+            # a failed evaluation spends its cost too: it used the machine
+            "budget_units": units if error != CANCELLED else 0.0, "duration_s": duration_s, "log_tail": log_tail,
+            "objectives": objectives if error is None else None,
         })
         if not recorded:
             return  # cancelled or taken over meanwhile: this result must not count

@@ -53,6 +53,14 @@ def _search_step_once(search_id: int) -> bool:
         search = SearchInstance.objects.select_for_update().get(id=search_id)
         if search.state not in SearchInstance.ACTIVE_STATES:
             return True  # cancelled meanwhile: nothing new may start
+        if driver.stop_reason is not None and search.state != SearchInstance.State.PAUSED:
+            # e.g. an evaluator that always fails: stop before it burns the budget, and say why
+            search.state = SearchInstance.State.FAILED
+            search.failure_reason = driver.stop_reason
+            search.ended_at = timezone.now()
+            search.save(update_fields=["state", "failure_reason", "ended_at", "updated_at"])
+            storage.commit()
+            return True
         if search.state == SearchInstance.State.PAUSED:
             for proposal in proposals:  # paused meanwhile: nothing new may start
                 driver.cancel(proposal.index, proposal.fidelity)
@@ -66,7 +74,13 @@ def _search_step_once(search_id: int) -> bool:
                 search.evaluations.filter(state__in=(Evaluation.State.QUEUED, Evaluation.State.RUNNING)).exists():
             search.state = SearchInstance.State.FINISHED
             search.ended_at = timezone.now()
-        search.save(update_fields=["state", "started_at", "ended_at", "updated_at"])
+            history = storage.history()
+            if history and all(record["value"] is None for record in history):
+                # nothing succeeded: a search that found nothing has failed, and says why
+                search.state = SearchInstance.State.FAILED
+                last = str(history[-1].get("error") or "evaluation failed").strip()
+                search.failure_reason = f"no evaluation succeeded; the last error: {last}"
+        search.save(update_fields=["state", "started_at", "ended_at", "updated_at", "failure_reason"])
         engine.save_surrogate(search, driver)
         enqueue_evaluations([evaluation.id for evaluation in created])
     return True
