@@ -16,6 +16,7 @@ import math
 import re
 import shutil
 import socket
+import sys
 import tempfile
 import uuid
 from collections.abc import Sequence
@@ -59,8 +60,10 @@ def _parse_scalar(text: str) -> Any:
         return lowered == "true"
     try:
         return int(stripped)
-    except ValueError:
-        pass
+    except ValueError as exc:
+        if "digits" in str(exc):  # Python refuses to convert integers this long (sys.int_info)
+            raise SpaceValidationError(
+                "encodings", f"a number in the CSV has more than {sys.get_int_max_str_digits()} digits") from None
     try:
         number = float(stripped)
     except ValueError:
