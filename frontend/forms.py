@@ -87,6 +87,21 @@ class SpaceUploadForm(ServiceForm):
             raise DomainError("max_profiled", "write a whole number, or leave it empty for all") from None
 
 
+def example_data_missing(name: str) -> str | None:
+    """Why this server cannot build the example (its data file is missing), or ``None``. Only NAS-Bench-201
+    reads a data file (its table ships in the repository; ``NASWEB_NB201_CSV`` may point elsewhere)."""
+    if name != "nb201":
+        return None
+    from examples.nb201.table import default_csv_path
+
+    path = default_csv_path()
+    return None if path.exists() else f"this server lacks its table ({path} not found; see NASWEB_NB201_CSV)"
+
+
+def available_examples() -> list[Any]:
+    return [spec for spec in examples.EXAMPLES.values() if example_data_missing(spec.name) is None]
+
+
 class SpaceExampleForm(ServiceForm):
     example = forms.ChoiceField(
         label="Example space", widget=forms.RadioSelect,
@@ -94,6 +109,12 @@ class SpaceExampleForm(ServiceForm):
         initial=next(iter(examples.EXAMPLES), None),
     )
     name = forms.CharField(max_length=200, required=False, help_text="Empty: the example's title.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        offered = available_examples()  # an example without its data on this server is not offered
+        self.fields["example"].choices = [(spec.name, spec.title) for spec in offered]
+        self.fields["example"].initial = offered[0].name if offered else None
 
 
 class SpaceBundleForm(ServiceForm):

@@ -28,7 +28,6 @@ from nasweb.errors import DomainError, NotFoundError
 from searches import selectors as search_selectors
 from searches import services as search_services
 from searches.models import Evaluation, SearchInstance
-from spaces import examples
 from spaces import selectors as space_selectors
 from spaces import services as space_services
 from spaces.models import SearchSpace
@@ -126,7 +125,7 @@ def space_new(request: HttpRequest) -> HttpResponse:
     active = bound or request.GET.get("tab") or "upload"
     return render(request, "frontend/space_new.html", {
         "forms": space_forms, "active": active if active in SPACE_FORMS else "upload",
-        "examples": list(examples.EXAMPLES.values()),
+        "examples": forms.available_examples(),
     })
 
 

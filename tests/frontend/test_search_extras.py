@@ -108,3 +108,12 @@ def test_the_api_docs_are_linked_from_every_page_and_counts_are_singular_when_on
     page = owner_client.get("/spaces/").content.decode()
     assert '<a href="/api/docs/" id="api-docs-link">API docs</a>' in page
     assert "1 encoding of length" in page and "1 encodings" not in page
+
+
+def test_the_nb201_example_is_not_offered_without_its_table(owner_client, monkeypatch, tmp_path) -> None:
+    assert 'value="nb201"' in owner_client.get("/spaces/new/?tab=example").content.decode()
+    monkeypatch.setenv("NASWEB_NB201_CSV", str(tmp_path / "missing.csv"))
+    page = owner_client.get("/spaces/new/?tab=example").content.decode()
+    assert 'value="nb201"' not in page and 'value="mobileone"' in page
+    refused = owner_client.post("/spaces/new/", {"form": "example", "example-example": "nb201"}).content.decode()
+    assert "Select a valid choice" in refused
