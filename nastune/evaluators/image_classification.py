@@ -27,6 +27,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nastune.errors import NastuneError
 
 from ._train_image_classifier import RESULT_NAME, TrainingConfig
@@ -36,6 +38,7 @@ __all__ = [
     "ImageClassificationEvaluator",
     "TrainingError",
     "TrainingResult",
+    "arrays_to_dataset",
     "create_img_class_evaluator",
 ]
 
@@ -86,6 +89,76 @@ def _file_digest(path: Path) -> str:
         digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
         digest.update(file.read_bytes())
     return digest.hexdigest()
+
+
+ARRAY_SPLITS = ("train", "validation")
+
+
+def _images_uint8(images: Any, name: str) -> np.ndarray:
+    """``images`` as ``(n, H, W, C)`` uint8 with C 1 or 3, or a ``DatasetError`` saying what is wrong."""
+    array = np.asarray(images)
+    if array.ndim == 3:
+        array = array[..., None]
+    elif array.ndim == 4 and array.shape[-1] not in (1, 3) and array.shape[1] in (1, 3):
+        array = np.moveaxis(array, 1, -1)  # channels first, as torch keeps images
+    if array.ndim != 4 or array.shape[-1] not in (1, 3) or min(array.shape[:3]) < 1:
+        raise DatasetError(f"{name} has shape {np.shape(images)}; give (n, H, W), (n, H, W, C) or (n, C, H, W) "
+                           "images with C = 1 or 3")
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+            raise DatasetError(f"{name} holds floats outside [0, 1]; scale them to [0, 1] or pass uint8 pixels")
+        return np.rint(array * 255).astype(np.uint8)
+    if np.issubdtype(array.dtype, np.integer) and not np.issubdtype(array.dtype, np.bool_):
+        if array.min() < 0 or array.max() > 255:
+            raise DatasetError(f"{name} holds integers outside 0..255; pass uint8 pixels or floats in [0, 1]")
+        return array.astype(np.uint8)
+    raise DatasetError(f"{name} has dtype {array.dtype}; pass uint8 pixels or floats in [0, 1]")
+
+
+def arrays_to_dataset(arrays: Sequence[Any], n_classes: int, folder: str | os.PathLike[str]) -> Path:
+    """Write in-memory ``(X_train, y_train, X_valid, y_valid)`` as a ``save_to_disk`` folder the trainer reads.
+
+    Shapes: ``X_*: (n, H, W)``, ``(n, H, W, C)`` or ``(n, C, H, W)`` with ``C`` 1 or 3, uint8 pixels or floats
+    in [0, 1]; ``y_*: (n,)`` integer labels in ``0 .. n_classes - 1``. The folder is named by a digest of the
+    arrays inside ``folder``, so the same arrays give the same folder (and the same run directories, which
+    resume) and it is written only once. Returns the dataset folder (splits ``train`` and ``validation``).
+    """
+    if len(arrays) != 4:
+        raise DatasetError(f"an in-memory dataset is (X_train, y_train, X_valid, y_valid); got {len(arrays)} items")
+    parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    digest = hashlib.sha256(f"classes={n_classes}".encode())
+    for split, (images, labels) in zip(ARRAY_SPLITS, (arrays[0:2], arrays[2:4]), strict=True):
+        x_name, y_name = ("X_train", "y_train") if split == "train" else ("X_valid", "y_valid")
+        pixels = _images_uint8(images, x_name)
+        targets = np.asarray(labels)
+        if targets.ndim != 1 or len(targets) != len(pixels):
+            raise DatasetError(f"{y_name} has shape {targets.shape}; give one label per image of {x_name} "
+                               f"({len(pixels)})")
+        if not np.issubdtype(targets.dtype, np.integer) or targets.min() < 0 or targets.max() >= n_classes:
+            raise DatasetError(f"{y_name} must hold integer labels from 0 to {n_classes - 1} (n_classes={n_classes})")
+        parts[split] = (pixels, targets.astype(np.int64))
+        for array in parts[split]:
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+    if parts["train"][0].shape[1:] != parts["validation"][0].shape[1:]:
+        raise DatasetError(f"X_train images are {parts['train'][0].shape[1:]} but X_valid images are "
+                           f"{parts['validation'][0].shape[1:]}; both need the same (H, W, C)")
+    target = Path(folder) / f"arrays-{digest.hexdigest()[:16]}"
+    if (target / "dataset_dict.json").is_file():
+        return target
+    import datasets
+    from PIL import Image
+
+    features = datasets.Features(image=datasets.Image(),
+                                 label=datasets.ClassLabel(names=[str(k) for k in range(n_classes)]))
+    splits = {}
+    for split, (pixels, targets) in parts.items():
+        images = [Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image) for image in pixels]
+        splits[split] = datasets.Dataset.from_dict({"image": images, "label": targets.tolist()}, features=features)
+    partial = target.with_name(f".{target.name}-{os.getpid()}")
+    datasets.DatasetDict(splits).save_to_disk(str(partial))
+    partial.rename(target)  # atomic: a concurrent or killed writer never leaves a half folder behind the name
+    return target
 
 
 class ImageClassificationEvaluator:
@@ -270,7 +343,7 @@ class ImageClassificationEvaluator:
 
 
 def create_img_class_evaluator(
-    dataset: str | os.PathLike[str],
+    dataset: str | os.PathLike[str] | Sequence[Any],
     n_classes: int,
     n_gpus: int,
     config_to_model_file: str | os.PathLike[str],
@@ -310,8 +383,10 @@ def create_img_class_evaluator(
     """Create ``evaluator(encoding) -> top-1 accuracy %`` that trains with torchrun (the paper's helper).
 
     Args:
-        dataset: a Hugging Face ``datasets`` name, a directory written by ``save_to_disk``, or an
-            image folder (``<split>/<class>/<image>``). A local directory runs fully offline.
+        dataset: a Hugging Face ``datasets`` name, a directory written by ``save_to_disk``, an
+            image folder (``<split>/<class>/<image>``), or in-memory arrays
+            ``(X_train, y_train, X_valid, y_valid)`` (see :func:`arrays_to_dataset`; written once to
+            ``work_dir``, splits ``train`` and ``validation``). A local dataset runs fully offline.
         n_classes: classes of the dataset; a different label count is a :class:`DatasetError`.
         n_gpus: GPUs to train on (one process each, NCCL); 0 trains on CPU with gloo and
             ``n_cpu_processes`` processes.
@@ -352,7 +427,17 @@ def create_img_class_evaluator(
         )
     if optimizer not in ("sgd", "adamw"):
         raise ValueError(f"optimizer {optimizer!r} is not supported; use 'sgd' or 'adamw'")
-    dataset_str = os.fspath(dataset)
+    work_path = Path(work_dir) if work_dir is not None else Path.cwd() / "var" / "img-class-runs"
+    work_path = work_path.expanduser().resolve()
+    if isinstance(dataset, str | os.PathLike):
+        dataset_str = os.fspath(dataset)
+    elif isinstance(dataset, Sequence):
+        work_path.mkdir(parents=True, exist_ok=True)
+        dataset_str = str(arrays_to_dataset(dataset, n_classes, work_path / "in-memory-datasets"))
+        train_split, eval_split = ARRAY_SPLITS
+    else:
+        raise TypeError(f"dataset is a {type(dataset).__name__}; give a dataset name, a folder or "
+                        "(X_train, y_train, X_valid, y_valid) arrays")
     local_dataset = Path(dataset_str).expanduser()
     is_local = local_dataset.exists()
     if is_local:
@@ -366,8 +451,6 @@ def create_img_class_evaluator(
         raise FileNotFoundError(f"config_to_model_file {model_spec!r} does not exist")
     else:
         model_digest = f"module:{model_spec}"
-    work_path = Path(work_dir) if work_dir is not None else Path.cwd() / "var" / "img-class-runs"
-    work_path = work_path.expanduser().resolve()
     work_path.mkdir(parents=True, exist_ok=True)
     if cache_dir is None and not os.environ.get("HF_DATASETS_CACHE") and not (env or {}).get("HF_DATASETS_CACHE"):
         cache_dir = work_path / "hf-cache"
