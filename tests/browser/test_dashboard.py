@@ -75,7 +75,7 @@ def test_new_user_uploads_a_space_runs_a_live_search_and_shares_the_bundle(
     from searches.models import SearchInstance
     from spaces.models import SearchSpace
 
-    start_worker(queues="profile,pretrain,search,gpu")
+    worker = start_worker(queues="profile,pretrain,search,gpu")
     user = open_session()
     page = user.page
     user.log_in(*_new_user("newcomer"))
@@ -141,7 +141,10 @@ def test_new_user_uploads_a_space_runs_a_live_search_and_shares_the_bundle(
     _wait_until(lambda: not search.evaluations.filter(state__in=("queued", "running")).exists(), 60,
                 "the evaluation in flight to finish")
     count_paused = search.evaluations.count()
-    time.sleep(2)
+    # The last evaluation's finish enqueued a search step; once it has run, it had its chance to propose.
+    last = search.evaluations.exclude(finished_at=None).latest("finished_at")
+    _wait_until(lambda: worker.task_succeeded_after("searches.step", last.task_id), 60,
+                "the search step after the last evaluation")
     assert search.evaluations.count() == count_paused
     page.get_by_role("button", name="Resume").click()
     expect(page.locator("#search-state")).to_have_text(re.compile("running|finished"))

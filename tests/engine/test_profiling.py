@@ -20,6 +20,7 @@ from torch import nn
 
 from nastune import PROFILE_METRICS, ProfilingError, create_search_space, profile_encodings, surrogate
 from nastune.profiling import ProfileSettings, ProfileTable, inference_form, profile_network
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
@@ -293,15 +294,13 @@ def test_killed_preprocess_resumes_without_reprofiling_finished_encodings(
     }
     proc = subprocess.Popen([sys.executable, str(script), str(bundle)], env=env, cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        def four_encodings_profiled() -> bool:
             lines = checkpoint.read_text().splitlines() if checkpoint.exists() else []
-            if len(lines) >= 1 + 4:  # header + 4 finished encodings
-                break
-            assert proc.poll() is None, "the profiling subprocess ended before it could be killed"
-            time.sleep(0.05)
-        else:
-            pytest.fail("profiling did not get going within 60 s")
+            profiled = len(lines) >= 1 + 4  # header + 4 finished encodings
+            assert profiled or proc.poll() is None, "the profiling subprocess ended before it could be killed"
+            return profiled
+
+        wait_until(four_encodings_profiled, 60, interval=0.05, message="profiling did not get going")
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=30)

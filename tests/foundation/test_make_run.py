@@ -7,23 +7,22 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
+
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _wait_for(pattern: str, log: Path, process: subprocess.Popen, timeout: float) -> re.Match:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def seen() -> re.Match | None:
         match = re.search(pattern, log.read_text(errors="replace"))
-        if match:
-            return match
-        assert process.poll() is None, f"serve exited early:\n{log.read_text()}"
-        time.sleep(0.3)
-    raise AssertionError(f"{pattern!r} not seen in {timeout}s:\n{log.read_text()}")
+        assert match or process.poll() is None, f"serve exited early:\n{log.read_text()}"
+        return match
+
+    return wait_until(seen, timeout, interval=0.3, message=lambda: f"{pattern!r} not seen:\n{log.read_text()}")
 
 
 def test_serve_runs_web_and_worker_and_stops_cleanly_on_ctrl_c(tmp_path: Path, free_port: int) -> None:
@@ -40,14 +39,14 @@ def test_serve_runs_web_and_worker_and_stops_cleanly_on_ctrl_c(tmp_path: Path, f
         assert url == f"http://127.0.0.1:{free_port}/"
 
         session = requests.Session()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                login_page = session.get(url + "accounts/login/", timeout=5)
-                break
+
+        def login_page_answers() -> tuple[requests.Response] | None:
+            try:  # in a tuple: a Response of 4xx/5xx is falsy, and must fail below, not be waited on
+                return (session.get(url + "accounts/login/", timeout=5),)
             except requests.ConnectionError:
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.3)
+                return None
+
+        (login_page,) = wait_until(login_page_answers, 60, interval=0.3, message=lambda: log_path.read_text())
         assert login_page.status_code == 200
         css = session.get(url + "static/frontend/nasweb.css", timeout=5)
         assert css.status_code == 200 and "NASWeb dashboard styles" in css.text  # whitenoise serves static files

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,19 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from tests.support.waiting import wait_until
 from tests.web.test_search_flow import EVALUATOR, expected_value
 from tests.web.test_space_pipeline import TINY_SOURCE, tiny_encodings
 
 
 def poll(client: APIClient, url: str, done: set[str], timeout: float = 300.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        body = client.get(url).json()
-        if body["state"] in done:
-            return body
-        assert time.monotonic() < deadline, f"{url} stuck in {body['state']}"
-        time.sleep(0.5)
+    last: dict = {}
+
+    def reached() -> dict | None:
+        last.update(client.get(url).json())
+        return dict(last) if last["state"] in done else None
+
+    return wait_until(reached, timeout, interval=0.5, message=lambda: f"{url} stuck in {last.get('state')}")
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import pytest
 from nasweb.demo import DEMO_SPACE_NAME, ensure_demo, nb201_table_csv
 from searches.models import Evaluation, SearchInstance
 from spaces.models import SearchSpace
+from tests.support.waiting import wait_until
 
 
 def test_demo_table_has_every_cell_and_a_noisier_low_fidelity() -> None:
@@ -48,9 +49,7 @@ def test_demo_gives_a_ready_space_a_finished_search_and_a_live_one(start_worker,
     assert SearchInstance.objects.filter(owner=users["owner"]).count() == 2
 
     start_worker(name="demo")
-    deadline = time.monotonic() + 120
-    while live.evaluations.filter(state=Evaluation.State.DONE).count() < 2:
-        assert time.monotonic() < deadline, "the live demo search shows no points"
-        time.sleep(0.5)
+    wait_until(lambda: live.evaluations.filter(state=Evaluation.State.DONE).count() >= 2, 120, interval=0.5,
+               message="the live demo search shows no points")
     live.refresh_from_db()
     assert live.state == "running"

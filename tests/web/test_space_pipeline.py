@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from spaces import services
 from spaces.models import ProfileChunk, SearchSpace
+from tests.support.waiting import wait_until
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 TINY_SOURCE = (FIXTURES / "tiny_space.py").read_text()
@@ -29,13 +29,12 @@ def upload(owner, *, source: str = TINY_SOURCE, encodings: list | None = None, n
 
 
 def wait_for_state(space: SearchSpace, states: set[str], timeout: float = 240.0) -> SearchSpace:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached() -> bool:
         space.refresh_from_db()
-        if space.state in states:
-            return space
-        time.sleep(0.3)
-    raise AssertionError(f"space stuck in {space.state} after {timeout}s")
+        return space.state in states
+
+    wait_until(reached, timeout, interval=0.3, message=lambda: f"space stuck in {space.state}")
+    return space
 
 
 @pytest.mark.slow
