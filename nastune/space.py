@@ -1075,7 +1075,8 @@ class SearchSpace:
             progress: show a progress bar.
             holdout: share of the encodings (seeded, at most 5,000) whose metrics are hidden from pretraining
                 to measure how well the surrogate ranks each metric (Kendall tau, in :attr:`pretrain_info`
-                and :meth:`describe`); 0 = use every value, no measurement.
+                and :meth:`describe`); 0 = use every value, no measurement. Metrics known for less than half
+                of the encodings (results added by :meth:`add_results`) are never held out.
             **surrogate_options: extra hyper-parameters passed to ``DeepEnsemble``.
         """
         from nastune.surrogate import DeepEnsemble
@@ -1097,10 +1098,11 @@ class SearchSpace:
         if n_held >= 10:
             held = np.sort(np.random.default_rng([seed, 7]).choice(known_rows, size=n_held, replace=False))
             for metric, values in targets.items():
+                if np.isfinite(values).sum() < 0.5 * len(values):  # sparse targets (earlier searches) are kept whole
+                    continue
                 hidden = values.copy()
                 hidden[held] = np.nan
-                if np.isfinite(hidden).any():
-                    train_targets[metric] = hidden
+                train_targets[metric] = hidden
         ensemble = DeepEnsemble(
             X.shape[1], list(targets), n_members=n_members, seed=seed, **surrogate_options
         )
@@ -1111,6 +1113,9 @@ class SearchSpace:
 
             predicted = ensemble.predict_metrics(X[held])
             for metric, values in targets.items():
+                if train_targets[metric] is values:  # not held out: no honest measurement
+                    taus[metric] = None
+                    continue
                 ok = np.isfinite(values[held])
                 tau = kendalltau(predicted[metric][0][ok], values[held][ok])[0] if ok.sum() >= 3 else math.nan
                 taus[metric] = None if not math.isfinite(tau) else round(float(tau), 4)

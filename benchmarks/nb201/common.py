@@ -91,7 +91,7 @@ METHODS: dict[str, Method] = {
 
 
 @cache
-def user_space_bundle(dataset: str, features: str = "auto") -> Path:
+def user_space_bundle(dataset: str, features: str = "auto", threads: int = 1) -> Path:
     """The user-level space of ``dataset``, made through the public API and saved once (no surrogate yet).
 
     Op-name encodings, the dataset's ``encoding_to_net`` (``benchmarks.nb201.user_space``) and
@@ -114,12 +114,12 @@ def user_space_bundle(dataset: str, features: str = "auto") -> Path:
     space = create_search_space(f"nb201-user-{dataset}", tmp, op_name_encodings(_table().encodings),
                                 ENCODING_TO_NET[dataset])
     if features == "auto" and dataset != "cifar10":
-        shared = load_search_space(user_space_bundle("cifar10", "auto"))
+        shared = load_search_space(user_space_bundle("cifar10", "auto", threads))
         if shared.architecture_raw is None:
             raise RuntimeError("the CIFAR-10 user-level space has no architecture features")
         space.set_architecture_features(shared.architecture_raw)
     space.preprocess(pretraining_data={m: b.metrics[m] for m in USER_METRICS}, pretrain=False, progress=False,
-                     architecture_features=features == "auto")
+                     architecture_features=features == "auto", threads=threads)
     os.replace(tmp, path)
     return path
 

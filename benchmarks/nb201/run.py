@@ -35,6 +35,12 @@ FIGURE = common.ROOT / "benchmarks" / "results" / "nb201.png"
 #: issue 5's targets: median evaluations to the optimum per dataset
 TARGET_MEDIAN = {"cifar10": 30, "cifar100": 15, "imagenet16": 100}
 TARGET_P90_RATIO = 2.5
+#: issue 13: the headline row, what it must beat, and the transfer targets
+HEADLINE = "user"
+BASELINE_ROWS = ("random", "evolution", "local_search", "tpe", "descending_params")
+TARGET_TRANSFER = {"cifar100": 10, "imagenet16": 50}
+#: rows run by default (issue 13): user-level rows, baselines, the hand-feature row of issue 5
+DEFAULT_METHODS = ("user", "user-nopretrain", "user-encoding", "user-transfer", "nastune", *BASELINE_ROWS)
 
 
 def result_path(method: str, dataset: str, seed: int) -> Path:
@@ -44,6 +50,8 @@ def result_path(method: str, dataset: str, seed: int) -> Path:
 def _job(args: tuple[str, str, int, int]) -> tuple[str, str, int, float]:
     method, dataset, seed, budget = args
     path = result_path(method, dataset, seed)
+    if path.exists():  # another process (or an earlier pass) did it meanwhile
+        return method, dataset, seed, 0.0
     result = common.run_one(method, dataset, seed, budget)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -118,6 +126,17 @@ def summarise(rows: list[dict[str, Any]], budget: int) -> dict[str, Any]:
 # -- report -----------------------------------------------------------------------------------------------
 
 
+def _pairs(results: dict[tuple[str, str], list], a: str, b: str, d: str, budget: int) -> tuple[np.ndarray, np.ndarray]:
+    """Steps to the optimum of methods ``a`` and ``b`` on the seeds both ran, paired by seed."""
+    rows_a = {r["seed"]: r for r in results.get((a, d), [])}
+    pairs = [(rows_a[r["seed"]], r) for r in results.get((b, d), []) if r["seed"] in rows_a]
+    return steps_to_optimum([x for x, _ in pairs], budget), steps_to_optimum([y for _, y in pairs], budget)
+
+
+def _verdict(lo: float, hi: float) -> str:
+    return "beats" if lo > 0 else ("not shown to beat (CI includes 0)" if hi >= 0 else "LOSES to")
+
+
 def build_report(methods: Sequence[str], datasets: Sequence[str], seeds: Sequence[int], budget: int,
                  wall_s: float | None) -> str:
     results = load_results(methods, datasets, seeds)
@@ -126,17 +145,23 @@ def build_report(methods: Sequence[str], datasets: Sequence[str], seeds: Sequenc
     w = lines.append
     w("# NAS-Bench-201: nastune against baselines")
     w("")
-    w(f"Seeds {seeds[0]}-{seeds[-1]} ({len(seeds)} per method and dataset), budget {budget} evaluations. Objective:"
-      " mean 200-epoch validation accuracy (`*_valid_acc`). *To optimum*: evaluations until the architecture with the"
-      " best validation accuracy has been evaluated (runs that miss it within the budget rank last; `> 300` ="
-      " not reached by that quantile). *Test regret*: best test accuracy of the benchmark minus the test accuracy"
-      " of the incumbent (best validation so far), mean over seeds, in accuracy points; on ImageNet16-120 the"
-      " best-validation cell is not the best-test cell, so its regret never reaches 0. *BO s/iter*: mean seconds"
-      " of one nastune step (fine-tune the ensemble + score all 15,625 candidates), one thread per run.")
+    w("**Headline row (issue 13): *nastune, public API, user-level inputs*.** The space is made exactly as a user"
+      " (or the web service) makes it: `create_search_space` with op-name encodings"
+      " (`(\"nor_conv_3x3\", \"skip_connect\", ...)`) and the plain `encoding_to_net` of the benchmark network"
+      " (`benchmarks/nb201/user_space.py`), `preprocess(pretraining_data={params, latency})` (the only pretraining"
+      " data), which reads the architecture features from the networks by itself, then `SearchInstance` with"
+      " default options. No hand-made feature map, no path encoding. The row *nastune (simultaneous pretraining)*"
+      " is issue 5's hand-feature configuration (121-dimension NB201 feature map; params + FLOPs + latency), kept"
+      " for comparison.")
     w("")
-    w("Rows marked *(simulated lo-fi)* use a **simulated** low fidelity (NAS-Bench-201 has no short-training"
-      " results): see the README. Their *to optimum* and regret are in budget units (hi-fi evaluations; a lo-fi"
-      " evaluation spends 1/20).")
+    w(f"Seeds {seeds[0]}-{seeds[-1]} ({len(seeds)} per method and dataset unless the *found* column says fewer),"
+      f" budget {budget} evaluations. Objective: mean 200-epoch validation accuracy (`*_valid_acc`). *To optimum*:"
+      " evaluations until the architecture with the best validation accuracy has been evaluated (runs that miss"
+      f" it within the budget rank last; `> {budget}` = not reached by that quantile). *Test regret*: best test"
+      " accuracy of the benchmark minus the test accuracy of the incumbent (best validation so far), mean over"
+      " seeds, in accuracy points; on ImageNet16-120 the best-validation cell is not the best-test cell, so its"
+      " regret never reaches 0. *BO s/iter*: mean seconds of one nastune step (fine-tune the ensemble + score all"
+      " 15,625 candidates), one thread per run, on a shared machine.")
     w("")
     for d in datasets:
         w(f"## {DATASET_LABEL[d]}")
@@ -148,66 +173,75 @@ def build_report(methods: Sequence[str], datasets: Sequence[str], seeds: Sequenc
             if s["n"] == 0:
                 continue
             label = METHODS[m].label + (" *(simulated lo-fi)*" if METHODS[m].lofi else "")
+            if m == HEADLINE:
+                label = f"**{label}**"
             reg = " | ".join(f"{s['regret'][c]:.3f}" for c in CHECKPOINTS)
             bo = f"{s['bo_seconds']:.3f}" if s["bo_seconds"] is not None else "-"
             w(f"| {label} | {s['found']}/{s['n']} | {fmt_steps(s['median'], budget)} | {fmt_steps(s['p90'], budget)}"
               f" | {reg} | {bo} |")
         w("")
-    # pretraining ablation with confidence intervals
-    w("## Does simultaneous pretraining help? (paired by seed)")
+    w("## Paired comparisons with the headline row")
     w("")
-    w("Median over seeds of the evaluations saved by *nastune (simultaneous pretraining)* relative to the other"
-      " method (positive = nastune needs fewer), with a 95% bootstrap confidence interval (10,000 resamples of the"
-      " seeds), and the share of seeds on which nastune was faster. A run that missed the optimum counts as"
-      f" {budget + 1} evaluations.")
+    w("Median over seeds of the evaluations saved by the headline row relative to the other method (positive ="
+      " the headline row needs fewer), with a 95% bootstrap confidence interval (10,000 resamples of the seeds),"
+      f" and the share of seeds on which the headline row was faster. A run that missed the optimum counts as"
+      f" {budget + 1} evaluations (which understates the saving when the other method missed).")
     w("")
-    w("| dataset | compared with | median saving | 95% CI | nastune faster on |")
+    w("| dataset | compared with | median saving | 95% CI | headline faster on |")
     w("|---|---|---|---|---|")
-    comparisons = [c for c in ("nastune-nopretrain", "nastune-sequential", "descending_params") if c in methods]
-    ablation: dict[tuple[str, str], tuple[float, float, float, float]] = {}
+    others = [m for m in methods if m != HEADLINE and m != "user-transfer"]
+    cmp: dict[tuple[str, str], tuple[float, float, float, float]] = {}
     for d in datasets:
-        base = {r["seed"]: r for r in results.get(("nastune", d), [])}
-        for other in comparisons:
-            pairs = [(base[r["seed"]], r) for r in results.get((other, d), []) if r["seed"] in base]
-            if not pairs:
+        for other in others:
+            a, b = _pairs(results, HEADLINE, other, d, budget)
+            if len(a) == 0:
                 continue
-            a = steps_to_optimum([p[0] for p in pairs], budget)
-            b = steps_to_optimum([p[1] for p in pairs], budget)
             med, lo, hi, share = paired_difference_ci(a, b, budget)
-            ablation[(d, other)] = (med, lo, hi, share)
+            cmp[(d, other)] = (med, lo, hi, share)
             w(f"| {DATASET_LABEL[d]} | {METHODS[other].label} | {med:+.1f} | [{lo:+.1f}, {hi:+.1f}] |"
-              f" {100 * share:.0f}% of {len(pairs)} |")
+              f" {100 * share:.0f}% of {len(a)} |")
     w("")
-    # targets
-    w("## Targets of issue 5")
+    w("## Targets of issue 13")
     w("")
-    w("Computed from the table above (nothing here is typed in by hand):")
+    w("Computed from the tables above (nothing here is typed in by hand):")
     w("")
     for d in datasets:
-        ours = summary.get(("nastune", d))
+        ours = summary.get((HEADLINE, d))
         if not ours or ours["n"] == 0:
             continue
         med, p90 = ours["median"], ours["p90"]
         ok_med = med <= TARGET_MEDIAN[d]
         ok_p90 = p90 <= TARGET_P90_RATIO * med
-        w(f"* {DATASET_LABEL[d]}: median {fmt_steps(med, budget)} (target <= {TARGET_MEDIAN[d]}):"
+        w(f"* {DATASET_LABEL[d]}: headline median {fmt_steps(med, budget)} (target <= {TARGET_MEDIAN[d]}):"
           f" **{'met' if ok_med else 'MISSED'}**; 90th percentile {fmt_steps(p90, budget)}"
           f" (target <= {TARGET_P90_RATIO} x median = {TARGET_P90_RATIO * med:.1f}):"
           f" **{'met' if ok_p90 else 'MISSED'}**.")
-        for other, what in (("nastune-nopretrain", "no pretraining"), ("descending_params", "the parameter-count"
-                                                                                            " heuristic")):
-            if (d, other) in ablation:
-                med_d, lo, hi, _ = ablation[(d, other)]
-                verdict = "beats" if lo > 0 else ("not shown to beat (CI includes 0)" if hi >= 0 else "LOSES to")
-                w(f"  * simultaneous pretraining {verdict} {what}: median saving {med_d:+.1f} evaluations,"
-                  f" 95% CI [{lo:+.1f}, {hi:+.1f}]; nastune median {fmt_steps(med, budget)} vs"
+        missing = [b for b in BASELINE_ROWS if (d, b) not in cmp]
+        not_beaten = [b for b in BASELINE_ROWS if (d, b) in cmp and cmp[(d, b)][1] <= 0]
+        verdict = "met" if not not_beaten and not missing else "MISSED" if not_beaten else "not measured"
+        w(f"  * beats every baseline with a CI that excludes 0: **{verdict}**"
+          + (f" (not shown against: {', '.join(METHODS[b].label for b in not_beaten)})" if not_beaten else "")
+          + (f" (not run: {', '.join(METHODS[b].label for b in missing)})" if missing else "") + ".")
+        for other, what in (("user-nopretrain", "no pretraining"), ("nastune", "issue 5's hand-feature row"),
+                            ("user-encoding", "the same search without architecture features")):
+            if (d, other) in cmp:
+                med_d, lo, hi, _ = cmp[(d, other)]
+                w(f"  * the headline row {_verdict(lo, hi)} {what}: median saving {med_d:+.1f} evaluations,"
+                  f" 95% CI [{lo:+.1f}, {hi:+.1f}]; medians {fmt_steps(med, budget)} vs"
                   f" {fmt_steps(summary[(other, d)]['median'], budget)}.")
+    for d, target in TARGET_TRANSFER.items():
+        tr = summary.get(("user-transfer", d))
+        if d in datasets and tr and tr["n"]:
+            ok = tr["median"] <= target
+            w(f"* Transfer, {DATASET_LABEL[d]} warm-started from 100 CIFAR-10 evaluations: median"
+              f" {fmt_steps(tr['median'], budget)} (target <= {target}): **{'met' if ok else 'MISSED'}**"
+              f" ({tr['n']} seeds).")
     bo_times = [summary[(m, d)]["bo_seconds"] for m in methods for d in datasets
-                if METHODS[m].kind == "bo" and summary[(m, d)]["bo_seconds"] is not None]
+                if METHODS[m].kind in ("bo", "user") and summary[(m, d)]["bo_seconds"] is not None]
     if bo_times:
         w(f"* BO step (fine-tune + score 15,625 candidates) in these runs: {min(bo_times):.3f}-{max(bo_times):.3f}"
-          " s per"
-          " iteration on one thread; `benchmarks/results/nb201_speed.md` has the dedicated timing on 2 cores.")
+          " s per iteration on one thread of a shared machine; `benchmarks/results/nb201_speed.md` has the dedicated"
+          " timing at 15,625 and 1,000,000 candidates.")
     w("")
     w("## Best-value curves")
     w("")
@@ -219,11 +253,11 @@ def build_report(methods: Sequence[str], datasets: Sequence[str], seeds: Sequenc
     w("")
     w("## Setup and rerun")
     w("")
-    w(f"* Machine: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPU cores;"
-      + (f" whole benchmark {wall_s / 3600:.1f} h wall with `--jobs 2`." if wall_s else ""))
-    w("* Rerun: `python -m benchmarks.nb201.proxies` (once, ~35 min), then"
-      " `python -m benchmarks.nb201.run --jobs 2`; `--only-report` rewrites this file from the cached runs"
-      " in `var/nb201/results/`. Details, the simulated low fidelity and the tuning discipline:"
+    w(f"* Machine: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPU cores"
+      " shared with other work;"
+      + (f" these runs took {wall_s / 3600:.1f} h wall." if wall_s else ""))
+    w("* Rerun: `python -m benchmarks.nb201.run --jobs 2 --budget 150`; `--only-report` rewrites this file from the"
+      " cached runs in `var/nb201/results/`. Details, the user-level space, the transfer rows and the tuning log:"
       " `benchmarks/nb201/README.md`.")
     w("")
     return "\n".join(lines)
@@ -256,7 +290,7 @@ def build_figure(methods: Sequence[str], datasets: Sequence[str], seeds: Sequenc
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--seeds", default="0-29")
     parser.add_argument("--budget", type=int, default=BUDGET)
@@ -280,8 +314,8 @@ def main() -> None:
                         result_path(m, d, s).unlink(missing_ok=True)
         # slow (BO) jobs first so the two workers stay busy to the end
         jobs = [(m, d, s, args.budget) for m in methods for d in datasets for s in seeds
-                if not result_path(m, d, s).exists()]
-        jobs.sort(key=lambda j: (METHODS[j[0]].kind != "bo", j[2], j[1], j[0]))
+                if not result_path(m, d, s).exists() and not (METHODS[m].warm_start and d == "cifar10")]
+        jobs.sort(key=lambda j: (METHODS[j[0]].kind not in ("bo", "user"), j[2], j[1], j[0]))
         print(f"{len(jobs)} runs to do", file=sys.stderr, flush=True)
         with Pool(args.jobs, maxtasksperchild=20) as pool:
             for k, (m, d, s, wall) in enumerate(pool.imap_unordered(_job, jobs), start=1):

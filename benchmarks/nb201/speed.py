@@ -11,8 +11,10 @@ Every measurement runs in a fresh subprocess (so its peak RSS is its own) with `
 * ``loop baseline`` (same run, same work): the same five members as five separate ``torch.nn`` MLPs
   trained one after the other in a Python loop, then each predicting every candidate.
 
-The 15,625 candidates are NAS-Bench-201 (features of :func:`examples.nb201.features`); the 1,000,000
-are synthetic (random one-hot features of 8 positions x 8 values, 64 columns).
+The 15,625 candidates are NAS-Bench-201 (features of :func:`examples.nb201.features`, or, for the
+user-level rows, the automatic features of the user-level space of ``benchmarks.nb201.common``); the
+1,000,000 are synthetic (random one-hot features of 8 positions x 8 values, 64 columns, plus for the
+"+ architecture" rows 100 dense Gaussian columns standing in for automatic architecture features).
 """
 
 from __future__ import annotations
@@ -38,17 +40,25 @@ from nastune import DeepEnsemble
 from nastune.acquisition import ExpectedImprovement
 
 rng = np.random.default_rng(0)
-if cfg["candidates"] == "nb201":
+if cfg["candidates"] in ("nb201", "user"):
     from examples.nb201 import features, load_table
     table = load_table()
-    X = features(table.encodings)
+    if cfg["candidates"] == "user":
+        from nastune import load_search_space
+        from benchmarks.nb201.common import user_space_bundle
+        X = load_search_space(user_space_bundle("cifar10")).features
+    else:
+        X = features(table.encodings)
     y_all = table.valid_acc["cifar10"]
     metrics = {"params": table.params["cifar10"].astype(float)}
 else:
-    n = int(cfg["candidates"])
+    n = int(cfg["candidates"].rstrip("a"))
+    extra = 100 if cfg["candidates"].endswith("a") else 0
     codes = rng.integers(0, 8, size=(n, 8))
-    X = np.zeros((n, 64), dtype=np.float32)
+    X = np.zeros((n, 64 + extra), dtype=np.float32)
     X[np.repeat(np.arange(n), 8), (np.arange(8) * 8 + codes).ravel()] = 1.0
+    if extra:
+        X[:, 64:] = rng.standard_normal((n, extra), dtype=np.float32)
     del codes
     y_all = None
     metrics = {"params": np.exp(X[:, ::3].sum(1)).astype(float)}
@@ -138,10 +148,12 @@ def main() -> None:
     parser.add_argument("--observations", type=int, nargs="+", default=[100, 300])
     args = parser.parse_args()
     rows = []
-    sizes = (("15,625 (NAS-Bench-201)", "nb201", 0.5), ("1,000,000 (synthetic)", "1000000", 30.0))
+    sizes = (("15,625 (NAS-Bench-201)", "nb201", 0.5), ("15,625 (NAS-Bench-201, user-level automatic features)", "user",
+                                                          0.5),
+             ("1,000,000 (synthetic)", "1000000", 30.0), ("1,000,000 (synthetic + architecture)", "1000000a", 30.0))
     for label, candidates, target in sizes:
         for n_obs in args.observations:
-            reps = args.repeats if candidates == "nb201" else max(1, args.repeats // 2)
+            reps = args.repeats if not candidates.startswith("1000000") else max(1, args.repeats // 2)
             ours = measure("nastune", candidates, n_obs, args.threads, reps)
             loop = measure("loop", candidates, n_obs, args.threads, reps)
             rows.append((label, n_obs, target, ours, loop))
