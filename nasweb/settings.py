@@ -182,6 +182,8 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 # --- NASWeb limits ------------------------------------------------------------------------------
 NASWEB_MAX_UPLOAD_MB = env_int("NASWEB_MAX_UPLOAD_MB", 200, minimum=1)
+# An imported bundle's members may unpack to this much in all (checked before anything is unpacked).
+NASWEB_MAX_BUNDLE_MB = env_int("NASWEB_MAX_BUNDLE_MB", 1024, minimum=1)
 NASWEB_MAX_ENCODINGS = env_int("NASWEB_MAX_ENCODINGS", 2_000_000, minimum=1)
 NASWEB_MAX_MODULE_CHARS = env_int("NASWEB_MAX_MODULE_CHARS", 200_000, minimum=100)
 NASWEB_SANDBOX_MEMORY_MB = env_int("NASWEB_SANDBOX_MEMORY_MB", 8192, minimum=256)

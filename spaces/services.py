@@ -36,7 +36,7 @@ from nasweb import safe_json
 from nasweb.errors import ConflictError, DomainError
 from nasweb.filecache import FileCache
 from nasweb.uploads import check_upload_size, read_upload
-from spaces import examples
+from spaces import bundle_import, examples
 from spaces.models import ProfileChunk, SearchSpace
 from usercode import SandboxError, SandboxLimits, run_user_code
 
@@ -229,7 +229,9 @@ def space_create_from_example(*, owner: Any, example: str, name: str = "", descr
     try:  # read before anything is written: a server without the example's data refuses, it does not crash
         profile = spec.profile_table() if spec.profile_table is not None else None
     except FileNotFoundError as exc:
-        raise SpaceValidationError("example", f"this server lacks the data of example {example!r}: {exc}") from None
+        logger.warning("example %s cannot be created: %s", example, exc)  # the path is for the admin only
+        raise SpaceValidationError("example", f"this server lacks the data of example {example!r}; "
+                                   "its administrator can find the reason in the server log") from None
     with transaction.atomic():
         space = _new_space(
             owner=owner, name=_validate_name(name or spec.title), description=description or spec.description,
@@ -260,12 +262,16 @@ def space_import_bundle(*, owner: Any, bundle_upload: UploadedFile, name: str = 
         with path.open("wb") as handle:
             for chunk in bundle_upload.chunks():
                 handle.write(chunk)
+        # bounded before anything is unpacked: a small upload must not inflate to gigabytes here
+        bundle_import.verify_archive(path, max_bytes=settings.NASWEB_MAX_BUNDLE_MB * 2**20)
+        shown = bundle_upload.name or "the bundle"
         try:
             engine_space = load_search_space(path)
         except BundleError as exc:
-            raise SpaceValidationError("bundle", str(exc)) from None
+            raise SpaceValidationError("bundle", bundle_import.without_paths(str(exc), path, shown)) from None
         except (NastuneError, ValueError, KeyError, OSError) as exc:
-            raise SpaceValidationError("bundle", f"not a readable NASWeb bundle: {exc}") from None
+            reason = bundle_import.without_paths(str(exc), path, shown)
+            raise SpaceValidationError("bundle", f"not a readable NASWeb bundle: {reason}") from None
         if engine_space.surrogate is None:
             raise SpaceValidationError("bundle", "the bundle has no pretrained surrogate; preprocess it first")
         encodings = [list(encoding) for encoding in engine_space.encodings]
