@@ -14,6 +14,7 @@ urlpatterns = [
     # search spaces
     path("spaces/", spaces.SpaceListApi.as_view(), name="api-space-list"),
     path("spaces/<int:space_id>/", spaces.SpaceDetailApi.as_view(), name="api-space-detail"),
+    path("spaces/<int:space_id>/results/", spaces.SpaceResultsApi.as_view(), name="api-space-results"),
     path("spaces/<int:space_id>/bundle/", spaces.SpaceBundleApi.as_view(), name="api-space-bundle"),
     path("spaces/<int:space_id>/module/", spaces.SpaceModuleApi.as_view(), name="api-space-module"),
     path("spaces/<int:space_id>/profile/", spaces.SpaceProfileApi.as_view(), name="api-space-profile"),
@@ -40,6 +41,8 @@ urlpatterns = [
     path("searches/<int:search_id>/reference-curve/", searches.SearchReferenceCurveApi.as_view(),
          name="api-search-reference-curve"),
     path("searches/<int:search_id>/pareto/", searches.SearchParetoApi.as_view(), name="api-search-pareto"),
+    path("searches/<int:search_id>/hypervolume/", searches.SearchHypervolumeApi.as_view(),
+         name="api-search-hypervolume"),
     path("searches/<int:search_id>/predictions/", searches.SearchPredictionsApi.as_view(),
          name="api-search-predictions"),
     path("searches/<int:search_id>/evaluations/", searches.EvaluationListApi.as_view(),

@@ -173,6 +173,29 @@ class SpaceDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class SpaceResultsApi(APIView):
+    """Transfer: pretrain the space again with the results of one of its searches as a sparse target."""
+
+    class InputSerializer(serializers.Serializer):
+        search = serializers.IntegerField(help_text="id of a search on this space with high-fidelity results")
+        name = serializers.CharField(required=False, allow_blank=True, max_length=64,
+                                     help_text="name of the new pretraining target (default search_<id>)")
+
+    @extend_schema(request=InputSerializer, responses={202: SpaceOutputSerializer, **error_responses(400, 404, 409)})
+    def post(self, request: Request, space_id: int) -> Response:
+        """Add a finished search's high-fidelity results to the space and pretrain again (the space is
+        ``pretraining`` until a worker is done; searches started afterwards learn from those results)."""
+        from searches import selectors as search_selectors
+
+        space = _space(request, space_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        search = search_selectors.search_get(owner=request.user, search_id=serializer.validated_data["search"])
+        space = services.space_add_search_results(space=space, search=search,
+                                                  name=serializer.validated_data.get("name", ""))
+        return Response(SpaceOutputSerializer(space).data, status=status.HTTP_202_ACCEPTED)
+
+
 class SpaceBundleApi(DownloadView):
     """Download the space's bundle, ``<name>.nastune`` (only once the space is ready)."""
 

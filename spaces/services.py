@@ -371,6 +371,48 @@ def space_bundle_file(*, space: SearchSpace) -> Any:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def space_add_search_results(*, space: SearchSpace, search: Any, name: str = "") -> SearchSpace:
+    """Transfer: pretrain the space again with a finished search's high-fidelity results as a sparse target
+    (NaN where the search did not evaluate), next to the profiled metrics. Searches started afterwards
+    begin from what that search saw (another dataset, another fidelity); the bundle carries the results.
+
+    Raises:
+        DomainError: the search ran on another space, has no successful high-fidelity result, or the name
+            is not a usable metric name.
+        ConflictError: the space is not ready (profiling or pretraining already).
+    """
+    from searches.models import Evaluation
+
+    if search.space_id != space.id:
+        raise DomainError("search", "that search ran on another search space; choose one of this space's searches")
+    name = (name or f"search_{search.id}").strip()
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name) or name in ("index", "error"):
+        raise DomainError("name", "use 1-64 letters, digits, '_', '-' or '.' (not 'index' or 'error')")
+    results = dict(search.evaluations.filter(
+        fidelity=Evaluation.Fidelity.HI, state=Evaluation.State.DONE, retried=False, value__isnull=False,
+    ).values_list("encoding_index", "value"))
+    if not results:
+        raise DomainError("search", "that search has no successful high-fidelity result yet")
+    with transaction.atomic():
+        locked = SearchSpace.objects.select_for_update().get(id=space.id)
+        if locked.state != SearchSpace.State.READY:
+            raise ConflictError("state", f"the search space is {locked.state}; wait until it is ready")
+        profile, failures = load_profile(locked)
+        column = np.full(locked.n_encodings, np.nan)
+        for index, value in results.items():
+            column[int(index)] = float(value)
+        profile[name] = column
+        _store_profile(locked, profile, failures)
+        locked.state = SearchSpace.State.PRETRAINING
+        locked.failure_reason = ""
+        locked.save(update_fields=["profile_file", "metrics", "profile_failures", "state", "failure_reason",
+                                   "updated_at"])
+        _enqueue_pretraining(locked)
+    logger.info("space %s: pretraining again with %d results of search %s as %r", space.id, len(results),
+                search.id, name)
+    return locked
+
+
 def space_delete(*, space: SearchSpace) -> None:
     """Delete a space, its files and its finished searches; refused while a search on it is active."""
     from searches.models import SearchInstance
@@ -415,6 +457,9 @@ def _enqueue_chunks(chunk_ids: Sequence[int]) -> None:
 
 
 def _fail(space_id: int, reason: str) -> None:
+    # A space that has a bundle already (pretraining again on a search's results) stays usable with it.
+    SearchSpace.objects.filter(id=space_id, state=SearchSpace.State.PRETRAINING).exclude(bundle_file="").update(
+        state=SearchSpace.State.READY, failure_reason=reason[:10_000], updated_at=timezone.now())
     SearchSpace.objects.filter(id=space_id).exclude(state=SearchSpace.State.READY).update(
         state=SearchSpace.State.FAILED, failure_reason=reason[:10_000], updated_at=timezone.now())
     logger.warning("search space %s failed: %s", space_id, reason.splitlines()[0] if reason else "")
