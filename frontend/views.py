@@ -187,6 +187,21 @@ def space_annotate(request: HttpRequest, space_id: int) -> HttpResponse:
 
 @page
 @require_POST
+def space_results(request: HttpRequest, space_id: int) -> HttpResponse:
+    """Transfer: pretrain the space again on one of its searches' results."""
+    space = space_selectors.space_get(owner=request.user, space_id=space_id)
+    try:
+        search = search_selectors.search_get(owner=request.user, search_id=request.POST.get("search"))
+        space_services.space_add_search_results(space=space, search=search, name=request.POST.get("name", ""))
+    except DomainError as exc:
+        messages.error(request, exc.reason)
+    else:
+        messages.success(request, f"Pretraining again with the results of “{search.name}”.")
+    return redirect("space-detail", space_id=space.id)
+
+
+@page
+@require_POST
 def space_delete(request: HttpRequest, space_id: int) -> HttpResponse:
     space = space_selectors.space_get(owner=request.user, space_id=space_id)
     try:
@@ -482,6 +497,7 @@ def search_compare(request: HttpRequest) -> HttpResponse:
             missing.append(search_id)
     curves = []
     reference_from: set[int] = set()
+    tables: dict[int, list[float]] = {}
     for search in chosen:
         curve = search_selectors.search_curve(search=search)
         # One random-search reference per space: the exact expected curve of its table (tabular only).
@@ -489,9 +505,26 @@ def search_compare(request: HttpRequest) -> HttpResponse:
             search.space_id not in reference_from
         if wants_reference:
             reference_from.add(search.space_id)
+            tables[search.space_id] = _known_values(search)
         curves.append({**curve, "reference": wants_reference, "space": search.space.name,
+                       "space_id": search.space_id, "n_candidates": search.space.n_encodings,
                        "dashboard": reverse("search-dashboard", args=[search.id])})
     return render(request, "frontend/search_compare.html", {
         "mine": mine, "chosen": chosen, "chosen_ids": {search.id for search in chosen}, "missing": missing,
-        "curves": curves,
+        "curves": curves, "compare_tables": {str(space_id): values for space_id, values in tables.items()},
     })
+
+
+KNOWN_VALUES_MAX = 200_000
+
+
+def _known_values(search: SearchInstance) -> list[float]:
+    """Every candidate's high-fidelity value of a tabular search, ascending (the regret and rank views of Compare
+    measure against them); empty when the table cannot be read or is too big to send."""
+    from searches import evaluators
+
+    try:
+        values = sorted(float(value) for value in evaluators.load_table(search)["hi"].values())
+    except (OSError, DomainError, KeyError, ValueError):
+        return []
+    return values if len(values) <= KNOWN_VALUES_MAX else []

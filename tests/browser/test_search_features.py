@@ -97,3 +97,26 @@ def test_clone_opens_a_prefilled_form_that_starts_a_new_search(open_session, use
         (5, "minimize", "ucb", 7, "tabular")
     owner.shoot("cloned")
     assert owner.console_errors == []
+
+
+def test_compare_puts_searches_on_different_spaces_on_one_rank_scale(open_session, users) -> None:
+    from playwright.sync_api import expect
+
+    from tests.frontend.factories import make_search, make_space
+
+    first = make_search(users["owner"], make_space(users["owner"]), name="forty", n_evaluations=8)
+    second = make_search(users["owner"], make_space(users["owner"], name="small", n=16), name="sixteen",
+                         n_evaluations=5)
+    owner = open_session()
+    owner.log_in("owner", "owner-pass-123")
+    owner.goto(f"/searches/compare/?ids={first.id},{second.id}")
+    chart = owner.page.locator("#compare-chart")
+    expect(chart).to_have_attribute("data-traces", "4")  # two searches and each table's exact reference
+    owner.page.get_by_label("top fraction of the space").check()
+    expect(chart).to_have_attribute("data-mode", "rank")
+    expect(chart.locator(".legendtext")).to_have_text(
+        ["forty", "sixteen", "random search, expected (N = 40)", "random search, expected (N = 16)"])
+    owner.page.get_by_label("regret").check()
+    expect(chart).to_have_attribute("data-mode", "regret")
+    owner.shoot("compare-regret")
+    assert owner.console_errors == []

@@ -30,3 +30,19 @@ def test_someone_elses_search_is_not_shown(owner_client, outsider_client, users)
     page = response.content.decode()
     assert "secret search" not in page
     assert f"Not found: search {theirs.id}" in page
+
+
+def test_compare_sends_what_the_regret_and_rank_views_need(owner_client, users) -> None:
+    space = make_space(users["owner"])
+    tabular = make_search(users["owner"], space, name="tabular", n_evaluations=6)
+    other_space = make_space(users["owner"], name="other", n=16)
+    other = make_search(users["owner"], other_space, name="other space", n_evaluations=4)
+    response = owner_client.get(f"/searches/compare/?ids={tabular.id},{other.id}")
+    curves = {curve["name"]: curve for curve in response.context["curves"]}
+    assert (curves["tabular"]["n_candidates"], curves["other space"]["n_candidates"]) == (40, 16)
+    assert curves["tabular"]["direction"] == "maximize"
+    table = response.context["compare_tables"][str(space.id)]
+    assert table == sorted(50 + (i * 37) % 41 for i in range(40))  # the factory's hi column, ascending
+    page = response.content.decode()
+    assert 'id="compare-tables"' in page and 'name="compare-y" value="rank"' in page
+    assert 'class="data fit" id="compare-table"' in page

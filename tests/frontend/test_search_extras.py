@@ -95,7 +95,8 @@ def test_a_space_is_renamed_described_and_tagged_from_its_page(owner_client, out
     space = make_space(users["owner"])
     owner_client.post(f"/spaces/{space.id}/annotate/", {"name": "cells", "description": "NB201-like", "tags": "a, b"})
     page = owner_client.get(f"/spaces/{space.id}/").content.decode()
-    assert "<h1>cells" in page and "NB201-like" in page and '<span class="tag">a</span> <span class="tag">b</span>' in page
+    assert "<h1>cells" in page and "NB201-like" in page
+    assert '<span class="tag">a</span> <span class="tag">b</span>' in page
     assert outsider_client.post(f"/spaces/{space.id}/annotate/", {"name": "mine"}).status_code == 404
     refused = owner_client.post(f"/spaces/{space.id}/annotate/", {"name": ""}, follow=True).content.decode()
     assert "give the search space a name" in refused
