@@ -124,7 +124,7 @@ class TokenApi(ObtainAuthToken):
     throttle_classes = [AnonRateThrottle]
     parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]  # anonymous JSON: bounded
 
-    @extend_schema(request=AuthTokenSerializer, responses={200: TokenOutputSerializer, 400: ErrorSerializer},
-                   auth=[])
+    @extend_schema(request=AuthTokenSerializer, auth=[],
+                   responses={200: TokenOutputSerializer, 400: ErrorSerializer, 429: ErrorSerializer})
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Any:
         return super().post(request, *args, **kwargs)
