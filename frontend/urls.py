@@ -13,6 +13,7 @@ urlpatterns = [
     path("spaces/<int:space_id>/", views.space_detail, name="space-detail"),
     path("spaces/<int:space_id>/delete/", views.space_delete, name="space-delete"),
     path("spaces/<int:space_id>/annotate/", views.space_annotate, name="space-annotate"),
+    path("spaces/<int:space_id>/results/", views.space_results, name="space-results"),
     path("searches/new/", views.search_new, name="search-new"),
     path("searches/compare/", views.search_compare, name="search-compare"),
     path("searches/<int:search_id>/", views.search_dashboard, name="search-dashboard"),
