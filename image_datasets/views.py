@@ -19,7 +19,6 @@ from nasweb.errors import DomainError
 def dataset_list(request: HttpRequest) -> HttpResponse:
     """Your datasets and the upload form; a refused upload shows the service's reason on its field."""
     form = ImageDatasetUploadForm()
-    status = 200
     if request.method == "POST":
         form = ImageDatasetUploadForm(request.POST, request.FILES)
         if form.is_valid():
@@ -31,9 +30,8 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Dataset “{dataset.name}” uploaded; a worker is checking it.")
                 return redirect("dataset-list")
-        status = 400
     datasets = Paginator(selectors.image_dataset_list(owner=request.user), 50).get_page(request.GET.get("page"))
-    return render(request, "image_datasets/dataset_list.html", {"datasets": datasets, "form": form}, status=status)
+    return render(request, "image_datasets/dataset_list.html", {"datasets": datasets, "form": form})
 
 
 @page
