@@ -13,6 +13,7 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # search spaces
     path("spaces/", spaces.SpaceListApi.as_view(), name="api-space-list"),
+    path("spaces/infer-positions/", spaces.SpaceInferPositionsApi.as_view(), name="api-space-infer-positions"),
     path("spaces/<int:space_id>/", spaces.SpaceDetailApi.as_view(), name="api-space-detail"),
     path("spaces/<int:space_id>/results/", spaces.SpaceResultsApi.as_view(), name="api-space-results"),
     path("spaces/<int:space_id>/bundle/", spaces.SpaceBundleApi.as_view(), name="api-space-bundle"),

@@ -71,6 +71,19 @@ class SpaceOutputSerializer(serializers.ModelSerializer):
         return bool(space.bundle_file)
 
 
+@extend_schema_field({"type": "array", "items": {"type": "string"}})
+class PositionTypesField(serializers.Field):
+    """Position types as a list of names, or as one comma-separated text (a multipart form field)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) or (isinstance(data, list) and all(isinstance(item, str) for item in data)):
+            return data
+        raise serializers.ValidationError("give a list of position types or one comma-separated text")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class SpaceListApi(PagedView):
     """Your search spaces, newest first; or create one from an upload, an example or a bundle."""
 
@@ -93,6 +106,9 @@ class SpaceListApi(PagedView):
                                                 help_text="profile a seeded random subset of this size")
         example = serializers.ChoiceField(required=False, choices=list(examples.NAMES))
         bundle = serializers.FileField(required=False, help_text="a .nastune bundle file (checksums verified)")
+        position_types = PositionTypesField(required=False, help_text=(
+            "upload only: one of infer, categorical, ordinal, numeric, log per position (a list, or comma-separated "
+            "text); infer lets the engine decide, as it does for every position when this is omitted"))
 
         def validate(self, data: dict[str, Any]) -> dict[str, Any]:
             modes = [mode for mode in ("encodings", "example", "bundle") if data.get(mode) is not None]
@@ -137,8 +153,27 @@ class SpaceListApi(PagedView):
             space = services.space_create(
                 owner=request.user, name=data.get("name", ""), encodings_upload=data["encodings"],
                 module_source=data["module_source"], sample_input_shape=data["sample_input_shape"],
-                description=data.get("description", ""), max_profiled=data.get("max_profiled"))
+                description=data.get("description", ""), max_profiled=data.get("max_profiled"),
+                position_types=data.get("position_types"))
         return Response(SpaceOutputSerializer(space).data, status=status.HTTP_201_CREATED)
+
+
+class SpaceInferPositionsApi(APIView):
+    """What the engine infers for each position of an encodings file, before a space is created (nothing is
+    stored): position type (categorical, numeric or log), feature kind, values or range."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema_serializer(component_name="InferPositionsInput")
+    class InputSerializer(serializers.Serializer):
+        encodings = serializers.FileField(help_text="JSON list of lists (or CSV), one per candidate")
+
+    @extend_schema(request={"multipart/form-data": InputSerializer},
+                   responses={200: serializers.ListField(child=serializers.DictField()), **error_responses(400)})
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(services.space_infer_positions(encodings_upload=serializer.validated_data["encodings"]))
 
 
 class SpaceDetailApi(APIView):

@@ -28,7 +28,11 @@ def _engine_space(space: SearchSpace, encodings: list[Any], path: Path) -> nastu
     example = examples.get(space.example) if space.example else None
     if example is not None:
         features = getattr(importlib.import_module(example.module), "features", None)
-    engine_space = create_search_space(space.name, path, encodings, features=features)
+    from spaces.services import engine_feature_spec
+
+    # position types the user chose in the New space form (None: the engine infers every one)
+    feature_spec = engine_feature_spec(space.feature_summary or []) if features is None else None
+    engine_space = create_search_space(space.name, path, encodings, features=features, feature_spec=feature_spec)
     if space.module_source:
         engine_space.module_source = space.module_source
         engine_space.module_name = "user_module"

@@ -101,8 +101,43 @@ def parse_encodings(data: bytes, filename: str) -> list[list[Any]]:
     return document
 
 
-def validate_encodings(encodings: list[Any]) -> dict[str, Any]:
-    """Validate with the engine; returns the count, length and a per-position feature summary."""
+#: Position types a user may choose, and the engine's feature kind each one becomes (``None``: the engine infers).
+POSITION_TYPES: dict[str, str | None] = {
+    "infer": None, "categorical": "onehot", "ordinal": "numeric", "numeric": "numeric", "log": "log",
+}
+#: The position type that names each engine feature kind (what "infer" turned out to be).
+TYPE_OF_KIND = {"onehot": "categorical", "binary": "categorical", "numeric": "numeric", "log": "log"}
+
+
+def clean_position_types(types: Any, length: int) -> list[str] | None:
+    """Position types as one lower-case name per position (``None`` when none is given), or the reason."""
+    if types is None or types == "" or types == []:
+        return None
+    if isinstance(types, str):
+        types = types.split(",")
+    if not isinstance(types, list | tuple) or not all(isinstance(kind, str) for kind in types):
+        raise SpaceValidationError("position_types", "give one type per position, e.g. categorical,ordinal,numeric")
+    cleaned = [kind.strip().lower() or "infer" for kind in types]
+    unknown = [kind for kind in cleaned if kind not in POSITION_TYPES]
+    if unknown:
+        raise SpaceValidationError("position_types", f"unknown position type {unknown[0]!r}; choose one of "
+                                   f"{', '.join(POSITION_TYPES)}")
+    if len(cleaned) != length:
+        raise SpaceValidationError("position_types", f"{len(cleaned)} position types for encodings of length "
+                                   f"{length}; give one per position (infer: let the engine decide)")
+    return None if all(kind == "infer" for kind in cleaned) else cleaned
+
+
+def engine_feature_spec(feature_summary: list[dict[str, Any]]) -> list[str | None] | None:
+    """The engine's per-position feature kinds a user chose (``None`` where the engine infers; ``None``
+    altogether when nothing was chosen), from a space's stored feature summary."""
+    requested = [POSITION_TYPES.get(entry.get("requested") or "infer") for entry in feature_summary]
+    return requested if any(kind is not None for kind in requested) else None
+
+
+def validate_encodings(encodings: list[Any], position_types: Any = None) -> dict[str, Any]:
+    """Validate with the engine; returns the count, length and a per-position feature summary (each entry's
+    ``type`` is its position type, ``requested`` the one the user chose, if any)."""
     from nastune import EncodingError
     from nastune.space import infer_feature_spec
     from nastune.space import validate_encodings as engine_validate
@@ -113,12 +148,18 @@ def validate_encodings(encodings: list[Any]) -> dict[str, Any]:
             "(NASWEB_MAX_ENCODINGS)")
     try:
         table = engine_validate(encodings)
-        spec = infer_feature_spec(table)
     except EncodingError as exc:
         raise SpaceValidationError("encodings", str(exc)) from None
+    chosen = clean_position_types(position_types, table.length)
+    try:
+        spec = infer_feature_spec(table, [POSITION_TYPES[kind] for kind in chosen] if chosen else None)
+    except EncodingError as exc:
+        raise SpaceValidationError("position_types" if chosen else "encodings", str(exc)) from None
     summary = []
     for position, item in enumerate(spec):
-        entry: dict[str, Any] = {"position": position, "kind": item["kind"]}
+        entry: dict[str, Any] = {"position": position, "kind": item["kind"], "type": TYPE_OF_KIND.get(item["kind"])}
+        if chosen and chosen[position] != "infer":
+            entry["requested"] = entry["type"] = chosen[position]
         if item["kind"] == "onehot":
             entry["values"] = item["values"][:50]
             entry["n_values"] = len(item["values"])
@@ -196,12 +237,14 @@ def _new_space(*, owner: Any, name: str, description: str, encodings: list[Any],
 
 
 def space_create(*, owner: Any, name: str, encodings_upload: UploadedFile, module_source: str,
-                 sample_input_shape: Any, description: str = "", max_profiled: int | None = None) -> SearchSpace:
-    """A space from an uploaded encodings file and ``encoding_to_net`` module; validation is enqueued."""
+                 sample_input_shape: Any, description: str = "", max_profiled: int | None = None,
+                 position_types: Any = None) -> SearchSpace:
+    """A space from an uploaded encodings file and ``encoding_to_net`` module; validation is enqueued.
+    ``position_types`` (one of :data:`POSITION_TYPES` per position) overrides what the engine infers."""
     name = _validate_name(name)
     encodings = parse_encodings(read_upload(encodings_upload, field="encodings", text=False),
                                 encodings_upload.name or "")
-    info = validate_encodings(encodings)
+    info = validate_encodings(encodings, position_types)
     module_source = validate_module_source(module_source, field="module", function="encoding_to_net")
     shape = validate_sample_input_shape(sample_input_shape)
     if max_profiled is not None and max_profiled < 1:
@@ -295,6 +338,14 @@ def space_import_bundle(*, owner: Any, bundle_upload: UploadedFile, name: str = 
             _store_profile(space, profile, failures=engine_space.failures)
             space.save()
     return space
+
+
+def space_infer_positions(*, encodings_upload: UploadedFile) -> list[dict[str, Any]]:
+    """What the engine infers for each position of an encodings file (nothing is stored): its position type,
+    feature kind and values (the first 50) or range; the New space form shows these as defaults."""
+    encodings = parse_encodings(read_upload(encodings_upload, field="encodings", text=False),
+                                encodings_upload.name or "")
+    return validate_encodings(encodings)["feature_summary"]
 
 
 def space_annotate(*, space: SearchSpace, name: str | None = None, description: str | None = None,

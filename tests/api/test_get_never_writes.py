@@ -61,6 +61,7 @@ GET_ROUTES: dict[str, tuple[str, str]] = {
 # Routes that refuse GET (405): the test proves each one does, so none can hide a GET view here.
 NO_GET_ROUTES: dict[str, tuple[str, str]] = {
     "api/token/": ("/api/token/", "anonymous"),
+    "api/spaces/infer-positions/": ("/api/spaces/infer-positions/", "token"),
     "api/spaces/<int:space_id>/results/": ("/api/spaces/{space_id}/results/", "token"),
     "api/searches/<int:search_id>/pause/": ("/api/searches/{search_id}/pause/", "token"),
     "api/searches/<int:search_id>/resume/": ("/api/searches/{search_id}/resume/", "token"),
