@@ -172,3 +172,15 @@ def test_delete_removes_the_dataset_and_its_folder(api) -> None:
     assert folder.is_dir()
     assert owner.delete(f"/api/datasets/{dataset['id']}/").status_code == 204
     assert not ImageDataset.objects.exists()
+
+
+def test_a_dataset_an_active_search_trains_on_cannot_be_deleted(api, make_search) -> None:
+    owner = api("owner")
+    dataset = _checked(owner, _post(owner, zip_bytes(class_folder_files())))
+    search = make_search(state="running")
+    search.evaluator_config = {"dataset": ImageDataset.objects.get(id=dataset["id"]).folder}
+    search.save()
+    response = owner.delete(f"/api/datasets/{dataset['id']}/")
+    assert response.status_code == 409
+    assert "tiny search" in response.json()["errors"][0]["reason"]
+    assert ImageDataset.objects.filter(id=dataset["id"]).exists()
