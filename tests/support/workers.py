@@ -13,6 +13,8 @@ from urllib.parse import quote
 
 from django.db import connection
 
+from tests.support.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -49,14 +51,13 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = 60.0) -> WorkerProcess:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log()}")
-            if " ready." in self.log():
-                return self
-            time.sleep(0.2)
-        raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log()}")
+            return " ready." in self.log()
+
+        wait_until(ready, timeout, interval=0.2, message=lambda: f"worker not ready:\n{self.log()}")
+        return self
 
     def task_succeeded_after(self, task: str, earlier_task_id: str) -> bool:
         """Whether a ``task`` (a task name, e.g. ``searches.step``) succeeded in this worker after the
