@@ -296,47 +296,29 @@ def space_create_from_example(*, owner: Any, example: str, name: str = "", descr
 
 
 def space_import_bundle(*, owner: Any, bundle_upload: UploadedFile, name: str = "") -> SearchSpace:
-    """A ready space from a bundle file; checksums are verified, no code runs."""
-    from nastune import BundleError, NastuneError, load_search_space
-
+    """A space from a shared bundle file: checked here within bounds (members, unpacked size, checksums
+    streamed; nothing unpacked, no code runs), imported by a worker (spaces.bundle_import) like other heavy
+    work; the space is ``uploaded`` until then."""
     check_upload_size(bundle_upload, field="bundle")
     with tempfile.TemporaryDirectory(prefix="nasweb-bundle-") as folder:
         path = Path(folder) / "upload.nastune"
         with path.open("wb") as handle:
             for chunk in bundle_upload.chunks():
                 handle.write(chunk)
-        # bounded before anything is unpacked: a small upload must not inflate to gigabytes here
-        bundle_import.verify_archive(path, max_bytes=settings.NASWEB_MAX_BUNDLE_MB * 2**20)
-        shown = bundle_upload.name or "the bundle"
-        try:
-            engine_space = load_search_space(path)
-        except BundleError as exc:
-            raise SpaceValidationError("bundle", bundle_import.without_paths(str(exc), path, shown)) from None
-        except (NastuneError, ValueError, KeyError, OSError) as exc:
-            reason = bundle_import.without_paths(str(exc), path, shown)
-            raise SpaceValidationError("bundle", f"not a readable NASWeb bundle: {reason}") from None
-        if engine_space.surrogate is None:
+        manifest = bundle_import.verify_archive(path, max_bytes=bundle_import.max_bytes())
+        if "surrogate.safetensors" not in manifest["members"]:
             raise SpaceValidationError("bundle", "the bundle has no pretrained surrogate; preprocess it first")
-        encodings = [list(encoding) for encoding in engine_space.encodings]
-        info = validate_encodings(encodings)
-        source = engine_space.module_source or ""
-        details = _bundle_details(path)
+        own_name = manifest.get("name") if isinstance(manifest.get("name"), str) else ""
         with transaction.atomic():
-            space = _new_space(
-                owner=owner, name=_validate_name(name or engine_space.name),
-                description=details.get("description") or "Imported bundle",
-                encodings=encodings, info=info, source=SearchSpace.Source.BUNDLE, module_source=source,
-                module_sha256=hashlib.sha256(source.encode()).hexdigest() if source else "",
-                state=SearchSpace.State.READY, progress_done=info["n"], progress_total=info["n"],
-                metrics=sorted(engine_space.profile), profile_failures=len(engine_space.failures),
+            space = SearchSpace(
+                uid=uuid.uuid4(), owner=owner, name=_validate_name(name or own_name or "imported bundle"),
+                description=bundle_import.IMPORTED_DESCRIPTION, n_encodings=0, encoding_length=0,
+                feature_summary=[], source=SearchSpace.Source.BUNDLE, state=SearchSpace.State.UPLOADED,
             )
             with path.open("rb") as handle:
                 space.bundle_file.save("space.nastune", File(handle), save=False)
-            space.sample_input_shape = details.get("sample_input_shape") or []
-            space.tags = details.get("tags") or []
-            profile = {metric: values for metric, values in engine_space.profile.items()}
-            _store_profile(space, profile, failures=engine_space.failures)
             space.save()
+            _enqueue_validation(space)  # the worker's validation of a bundle space is its import
     return space
 
 
@@ -554,6 +536,8 @@ def chunk_size_for(n: int) -> int:
 def space_validate(*, space_id: int) -> None:
     """Import the module in the sandbox, build 3 sample networks and run the sample input; then
     split the (possibly subsampled) encodings into profiling chunks."""
+    if SearchSpace.objects.filter(id=space_id, source=SearchSpace.Source.BUNDLE).exists():
+        return bundle_import.space_import_bundle_file(space_id=space_id)  # no user code: load the bundle
     claimed = SearchSpace.objects.filter(id=space_id, state=SearchSpace.State.UPLOADED).update(
         state=SearchSpace.State.VALIDATING, updated_at=timezone.now())
     space = SearchSpace.objects.filter(id=space_id).first()

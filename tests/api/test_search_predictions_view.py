@@ -7,6 +7,7 @@ import pytest
 
 from searches.models import SearchSpace
 from tests.api.expect import assert_error
+from tests.api.test_space_create import imported
 from tests.api.tiny import TINY_ENCODINGS
 
 
@@ -43,8 +44,8 @@ def test_a_running_search_predicts_the_objective_with_its_fine_tuned_surrogate(a
     from tests.api.tiny import tiny_value
 
     client = api("owner")
-    space = client.post("/api/spaces/", {"bundle": SimpleUploadedFile("b.nastune", pretrained_bundle.read_bytes())},
-                        format="multipart").json()
+    space = imported(client, client.post("/api/spaces/", {
+        "bundle": SimpleUploadedFile("b.nastune", pretrained_bundle.read_bytes())}, format="multipart"))
     table = "index,hi\n" + "".join(f"{i},{tiny_value(i)}\n" for i in range(24))
     search = client.post("/api/searches/", {
         "space": space["id"], "name": "lookup", "evaluator_kind": "tabular", "budget": 6, "parallelism": 3,

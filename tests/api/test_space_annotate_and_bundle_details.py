@@ -9,6 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from spaces.models import SearchSpace
 from tests.api.expect import assert_error
+from tests.api.test_space_create import imported
 
 
 def test_rename_describe_and_tag_a_space(api, make_space) -> None:
@@ -27,15 +28,14 @@ def test_rename_describe_and_tag_a_space(api, make_space) -> None:
 
 def test_a_reimported_download_keeps_description_sample_input_and_tags(api, pretrained_bundle: Path) -> None:
     client = api("owner")
-    first = client.post("/api/spaces/", {"bundle": SimpleUploadedFile("b.nastune", pretrained_bundle.read_bytes()),
-                                         "name": "original"}, format="multipart").json()
+    first = imported(client, client.post("/api/spaces/", {
+        "bundle": SimpleUploadedFile("b.nastune", pretrained_bundle.read_bytes()), "name": "original"},
+        format="multipart"))
     SearchSpace.objects.filter(id=first["id"]).update(description="widths x depths", sample_input_shape=[1, 3, 8, 8],
                                                       tags=["tiny"])
     data = b"".join(client.get(f"/api/spaces/{first['id']}/bundle/").streaming_content)
-    again = client.post("/api/spaces/", {"bundle": SimpleUploadedFile("o.nastune", data), "name": "copy"},
-                        format="multipart")
-    assert again.status_code == 201, again.content
-    body = again.json()
+    body = imported(client, client.post("/api/spaces/", {"bundle": SimpleUploadedFile("o.nastune", data),
+                                                        "name": "copy"}, format="multipart"))
     assert (body["description"], body["sample_input_shape"], body["tags"]) == \
         ("widths x depths", [1, 3, 8, 8], ["tiny"])
 
@@ -44,7 +44,7 @@ def test_a_bundle_written_by_nastune_alone_imports_with_the_default_description(
     response = api("owner").post("/api/spaces/", {"bundle": SimpleUploadedFile("b.nastune",
                                                                                pretrained_bundle.read_bytes())},
                                  format="multipart")
-    assert response.status_code == 201 and response.json()["description"] == "Imported bundle"
+    assert imported(api("owner"), response)["description"] == "Imported bundle"
 
 
 def test_a_json_file_that_is_not_a_list_is_refused_not_read_as_csv(api) -> None:

@@ -165,11 +165,19 @@ def test_a_module_over_the_length_limit_is_refused(api, settings) -> None:
     refused(upload(api("owner"), module=module_file(MODULE + "#" * 200)), "module", "limit")
 
 
+def imported(client, response) -> dict:
+    """The space once a worker has imported its bundle (the task's service, run here)."""
+    from spaces.services import space_validate
+
+    assert response.status_code == 201, response.content
+    assert response.json()["state"] == "uploaded"  # the web process only checked it
+    space_validate(space_id=response.json()["id"])
+    return client.get(f"/api/spaces/{response.json()['id']}/").json()
+
+
 def test_a_bundle_is_imported_as_a_ready_space_without_running_its_code(api, pretrained_bundle: Path) -> None:
     bundle = SimpleUploadedFile("b.nastune", pretrained_bundle.read_bytes())
-    response = api("owner").post("/api/spaces/", {"bundle": bundle}, format="multipart")
-    assert response.status_code == 201, response.content
-    body = response.json()
+    body = imported(api("owner"), api("owner").post("/api/spaces/", {"bundle": bundle}, format="multipart"))
     assert (body["state"], body["source"], body["name"]) == ("ready", "bundle", "tiny bundle")
     assert body["n_encodings"] == 24 and body["metrics"] == ["flops", "params"] and body["has_bundle"]
     assert api("owner").get(f"/api/spaces/{body['id']}/module/").json()["source"] == MODULE
@@ -177,15 +185,15 @@ def test_a_bundle_is_imported_as_a_ready_space_without_running_its_code(api, pre
 
 def test_a_downloaded_bundle_imports_again_as_the_same_space(api, pretrained_bundle: Path) -> None:
     client = api("owner")
-    first = client.post("/api/spaces/", {"bundle": SimpleUploadedFile("b.nastune", pretrained_bundle.read_bytes()),
-                                         "name": "original"}, format="multipart").json()
+    first = imported(client, client.post("/api/spaces/", {
+        "bundle": SimpleUploadedFile("b.nastune", pretrained_bundle.read_bytes()), "name": "original"},
+        format="multipart"))
     download = client.get(f"/api/spaces/{first['id']}/bundle/")
     data = b"".join(download.streaming_content)
-    again = client.post("/api/spaces/", {"bundle": SimpleUploadedFile("original.nastune", data), "name": "copy"},
-                        format="multipart")
-    assert again.status_code == 201, again.content
+    again = imported(client, client.post("/api/spaces/", {
+        "bundle": SimpleUploadedFile("original.nastune", data), "name": "copy"}, format="multipart"))
     encodings = [client.get(f"/api/spaces/{space_id}/encodings/?page_size=50").json()["results"]
-                 for space_id in (first["id"], again.json()["id"])]
+                 for space_id in (first["id"], again["id"])]
     assert encodings[0] == encodings[1] and len(encodings[0]) == 24
 
 

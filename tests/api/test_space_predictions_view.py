@@ -6,6 +6,7 @@ import numpy as np
 
 from spaces.models import SearchSpace
 from tests.api.expect import assert_error
+from tests.api.test_space_create import imported
 from tests.api.tiny import TINY_ENCODINGS
 
 
@@ -52,8 +53,8 @@ def test_an_imported_space_predicts_with_its_real_surrogate(api, pretrained_bund
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     client = api("owner")
-    space = client.post("/api/spaces/", {"bundle": SimpleUploadedFile("b.nastune", pretrained_bundle.read_bytes())},
-                        format="multipart").json()
+    space = imported(client, client.post("/api/spaces/", {
+        "bundle": SimpleUploadedFile("b.nastune", pretrained_bundle.read_bytes())}, format="multipart"))
     body = client.get(f"/api/spaces/{space['id']}/predictions/?page_size=24").json()
     assert [row["index"] for row in body["results"]] == list(range(24))
     for row in body["results"]:
