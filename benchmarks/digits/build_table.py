@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partial", type=Path, default=DEFAULT_PARTIAL)
     parser.add_argument("--limit", type=int, default=None, help="only the first N encodings (smoke test)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--start", type=int, default=0, help="skip the encodings before this index (extra worker)")
     parser.add_argument(
         "--reverse",
         action="store_true",
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     done = _done_runs(args.partial)
     todo = [
         (i, fidelity, seed)
-        for i in range(len(encodings))
+        for i in range(args.start, len(encodings))
         for seed in SEEDS
         for fidelity in FIDELITY_EPOCHS
         if (i, fidelity, seed) not in done
