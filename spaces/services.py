@@ -317,6 +317,8 @@ def space_import_bundle(*, owner: Any, bundle_upload: UploadedFile, name: str = 
             )
             with path.open("rb") as handle:
                 space.bundle_file.save("space.nastune", File(handle), save=False)
+            # no encodings until the worker has read them; pages and the API show an empty space meanwhile
+            space.encodings_file.save("encodings.json", ContentFile(b"[]"), save=False)
             space.save()
             _enqueue_validation(space)  # the worker's validation of a bundle space is its import
     return space

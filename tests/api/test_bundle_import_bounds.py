@@ -101,3 +101,61 @@ def test_an_example_whose_data_is_missing_does_not_show_where_the_server_looked(
     response = api("owner").post("/api/spaces/", {"example": "nb201", "name": "n"}, format="json")
     assert_error(response, 400, "example", "lacks the data")
     assert "secret-folder" not in response.content.decode()
+
+
+def rewritten(bundle: Path, target: Path, member: str, data: bytes) -> Path:
+    """``bundle`` with ``member`` replaced and the manifest's checksum updated: passes the web's checks."""
+    import hashlib
+
+    with zipfile.ZipFile(bundle) as source, zipfile.ZipFile(target, "w") as copy:
+        manifest = json.loads(source.read("manifest.json"))
+        manifest["members"][member].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+        for info in source.infolist():
+            if info.filename == "manifest.json":
+                copy.writestr("manifest.json", json.dumps(manifest))
+            else:
+                copy.writestr(info, data if info.filename == member else source.read(info))
+    return target
+
+
+def test_the_web_stores_the_bundle_and_shows_an_empty_space_until_a_worker_imports_it(api, pretrained_bundle) -> None:
+    from spaces.services import space_validate
+
+    client = api("owner")
+    body = post_bundle(client, pretrained_bundle.read_bytes()).json()
+    assert (body["state"], body["n_encodings"]) == ("uploaded", 0)
+    assert client.get(f"/api/spaces/{body['id']}/encodings/").json()["results"] == []
+    space_validate(space_id=body["id"])  # what the worker does with the spaces.validate message
+    body = client.get(f"/api/spaces/{body['id']}/").json()
+    assert (body["state"], body["n_encodings"]) == ("ready", 24)
+    space_validate(space_id=body["id"])  # a redelivered message changes nothing
+    assert client.get(f"/api/spaces/{body['id']}/").json()["state"] == "ready"
+
+
+def test_a_bundle_the_worker_cannot_read_fails_with_a_reason_and_no_server_path(api, pretrained_bundle,
+                                                                               tmp_path: Path) -> None:
+    from spaces.services import space_validate
+
+    broken = rewritten(pretrained_bundle, tmp_path / "b.nastune", "encodings.json", b'[[1, 2], [3]]')
+    response = post_bundle(api("owner"), broken.read_bytes())
+    assert response.status_code == 201, response.content  # checksums fine: the web cannot tell
+    space_validate(space_id=response.json()["id"])
+    space = SearchSpace.objects.get(id=response.json()["id"])
+    assert space.state == "failed" and space.failure_reason.startswith("import failed:")
+    assert "/tmp" not in space.failure_reason and "media" not in space.failure_reason, space.failure_reason
+
+
+@pytest.mark.slow
+def test_a_worker_imports_an_uploaded_bundle(api, pretrained_bundle, start_worker) -> None:
+    from tests.support.waiting import wait_until
+
+    start_worker(queues="profile", name="importer")
+    space_id = post_bundle(api("owner"), pretrained_bundle.read_bytes()).json()["id"]
+    space = SearchSpace.objects.get(id=space_id)
+
+    def imported() -> bool:
+        space.refresh_from_db()
+        return space.state in ("ready", "failed")
+
+    wait_until(imported, 120, interval=0.3)
+    assert space.state == "ready" and space.n_encodings == 24, space.failure_reason
