@@ -44,7 +44,7 @@ class SpaceUploadForm(ServiceForm):
     name = forms.CharField(max_length=200, required=False)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     encodings = forms.FileField(
-        label="Encodings file", error_messages={"required": "choose an encodings file (JSON or CSV)"},
+        label="Encodings file", required=False,
         help_text="JSON list of equal-length lists (or {\"encodings\": [...]}), or CSV with one encoding per row.",
         widget=forms.ClearableFileInput(attrs={"accept": ".json,.csv,application/json,text/csv"}),
     )
@@ -63,12 +63,65 @@ class SpaceUploadForm(ServiceForm):
     )
     max_profiled = _number(label="Profile at most", step="1", minimum="1", required=False,
                            help_text="Profile a seeded random subset of this size (empty: every encoding).")
+    position_types = forms.CharField(
+        label="Position types", required=False, max_length=10_000,
+        help_text="One per position, comma-separated: infer, categorical, ordinal, numeric or log. Choosing a "
+                  "file fills in what the engine infers; empty: infer every position.")
+    # An encodings file that was valid when the form came back with another error, kept so that the user
+    # need not choose it again (browsers forget chosen files).
+    encodings_kept = forms.CharField(required=False, widget=forms.HiddenInput)
+    encodings_kept_name = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    KEEP_MAX_BYTES = 2 * 2**20
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         # The service names the module "module"; point its errors at whichever input was used.
         self.field_map = {"module": "module" if data.get("module") else "module_source"}
+        if not data.get("encodings") and not data.get("encodings_kept"):
+            self.add_error("encodings", "choose an encodings file (JSON or CSV)")
         return data
+
+    def encodings_upload(self) -> Any:
+        """The chosen encodings file, or the one kept from the previous attempt."""
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        upload = self.cleaned_data.get("encodings")
+        if upload:
+            return upload
+        name = self.cleaned_data.get("encodings_kept_name") or "encodings.json"
+        return SimpleUploadedFile(name, self.cleaned_data["encodings_kept"].encode())
+
+    def keep_valid_uploads(self) -> None:
+        """After an error elsewhere, keep the encodings file and module file that were valid: the encodings
+        as hidden text (up to ``KEEP_MAX_BYTES``), the module as the pasted source."""
+        from spaces.services import parse_encodings, validate_encodings, validate_module_source
+
+        kept = self.data.copy()
+        upload = self.files.get(self.add_prefix("encodings"))
+        if upload is not None and upload.size <= self.KEEP_MAX_BYTES and "encodings" not in self.errors:
+            upload.seek(0)  # the service may have read it already
+            raw = upload.read()
+            upload.seek(0)
+            try:
+                validate_encodings(parse_encodings(raw, upload.name or ""))
+                kept[self.add_prefix("encodings_kept")] = raw.decode("utf-8-sig")
+                kept[self.add_prefix("encodings_kept_name")] = upload.name or "encodings.json"
+            except (DomainError, UnicodeDecodeError):
+                pass
+        module = self.files.get(self.add_prefix("module"))
+        if module is not None and "module" not in self.errors and not kept.get(self.add_prefix("module_source")):
+            try:
+                module.seek(0)
+                text = read_module_upload(module, field="module")
+                kept[self.add_prefix("module_source")] = validate_module_source(
+                    text, field="module", function="encoding_to_net")
+            except DomainError:
+                pass
+        self.data = kept
+
+    def kept_encodings_name(self) -> str:
+        return self.data.get(self.add_prefix("encodings_kept_name"), "") if self.is_bound else ""
 
     def module_text(self) -> str:
         """The module source (an uploaded file wins over pasted text)."""

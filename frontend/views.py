@@ -89,8 +89,9 @@ def _create_space(request: HttpRequest, kind: str, form: Any) -> SearchSpace:
     if kind == "upload":
         return space_services.space_create(
             owner=request.user, name=data["name"], description=data["description"],
-            encodings_upload=data["encodings"], module_source=form.module_text(),
+            encodings_upload=form.encodings_upload(), module_source=form.module_text(),
             sample_input_shape=data["sample_input_shape"], max_profiled=form.max_profiled_value(),
+            position_types=data.get("position_types") or None,
         )
     if kind == "example":
         return space_services.space_create_from_example(owner=request.user, example=data["example"],
@@ -120,6 +121,8 @@ def space_new(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Search space “{space.name}” created.")
                 return redirect("space-detail", space_id=space.id)
+        if bound == "upload":
+            form.keep_valid_uploads()
     # A form with errors comes back with 200, as Django's own form views do (a 400 page would be a
     # console error in the browser for what is an ordinary, explained mistake).
     active = bound or request.GET.get("tab") or "upload"

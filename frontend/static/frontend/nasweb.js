@@ -209,6 +209,49 @@
     });
   }
 
+  /* --- New space: one type per encoding position, defaulting to what the engine infers ---------- */
+  const POSITION_TYPES = ["infer", "categorical", "ordinal", "numeric", "log"];
+  function initPositionTypes(box) {
+    const form = box.closest("form");
+    const file = form.querySelector("input[type=file][name$=encodings]");
+    const text = form.querySelector("input[name$=position_types]");
+    if (!file || !text) return;
+    async function infer() {
+      if (!file.files.length) return;
+      const body = new FormData();
+      body.append("encodings", file.files[0]);
+      box.hidden = false;
+      box.replaceChildren(NASWeb.el("p", { class: "muted", text: "Reading the positions…" }));
+      try {
+        const positions = await request(box.dataset.inferUrl, {
+          method: "POST", body, headers: { Accept: "application/json", "X-CSRFToken": NASWeb.csrfToken() },
+        });
+        const chosen = text.value.split(",").map((value) => value.trim());
+        const selects = positions.map((position) => {
+          const values = position.values ? position.values.slice(0, 6).map((v) => (typeof v === "string" ? v : JSON.stringify(v))).join(", ") +
+            (position.n_values > 6 ? ", …" : "") : `${NASWeb.fmt(position.min)} … ${NASWeb.fmt(position.max)}`;
+          const select = NASWeb.el("select", { id: `position-type-${position.position}`, "data-position": String(position.position) },
+            POSITION_TYPES.map((kind) => NASWeb.el("option", { value: kind, text: kind === "infer" ? `infer (${position.type})` : kind })));
+          if (positions.length === chosen.length && POSITION_TYPES.includes(chosen[position.position])) select.value = chosen[position.position];
+          select.addEventListener("change", write);
+          return NASWeb.el("div", { class: "position-type" }, [
+            NASWeb.el("label", { for: select.id, text: `p${position.position}` }), select,
+            NASWeb.el("span", { class: "muted", text: values }),
+          ]);
+        });
+        box.replaceChildren(...selects);
+        write();
+      } catch (error) {
+        box.replaceChildren(NASWeb.el("p", { class: "field-error", text: `could not read the positions: ${error.message}` }));
+      }
+    }
+    function write() {
+      const kinds = Array.from(box.querySelectorAll("select[data-position]")).map((select) => select.value);
+      text.value = kinds.every((kind) => kind === "infer") ? "" : kinds.join(",");
+    }
+    file.addEventListener("change", infer);
+  }
+
   function initConfirmations() {
     document.querySelectorAll("form[data-confirm]").forEach((form) => {
       form.addEventListener("submit", (event) => {
@@ -226,6 +269,7 @@
     const sparklines = NASWeb.readJSON("sparklines");
     if (sparklines && window.Plotly) initSparklines(sparklines);
     initConfirmations();
+    document.querySelectorAll("[data-infer-url]").forEach(initPositionTypes);
     // After a refused form, start where the problem is (the field and its error are next to each other).
     const invalid = document.querySelector("form [aria-invalid=true]");
     if (invalid) invalid.focus();
