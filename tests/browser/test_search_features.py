@@ -120,3 +120,20 @@ def test_compare_puts_searches_on_different_spaces_on_one_rank_scale(open_sessio
     expect(chart).to_have_attribute("data-mode", "regret")
     owner.shoot("compare-regret")
     assert owner.console_errors == []
+
+
+def test_choosing_an_encodings_file_offers_a_type_per_position(open_session, users, tmp_path) -> None:
+    from playwright.sync_api import expect
+
+    encodings = tmp_path / "encodings.json"
+    encodings.write_text('[[4, 1, "relu"], [8, 2, "tanh"], [16, 3, "relu"]]')
+    owner = open_session()
+    owner.log_in("owner", "owner-pass-123")
+    owner.goto("/spaces/new/")
+    owner.page.get_by_label("Encodings file").set_input_files(str(encodings))
+    box = owner.page.locator("#position-types")
+    expect(box.locator("select")).to_have_count(3)
+    expect(box.locator("#position-type-2 option:checked")).to_have_text("infer (categorical)")
+    owner.page.get_by_label("p0", exact=True).select_option("numeric")
+    expect(owner.page.get_by_label("Position types")).to_have_value("numeric,infer,infer")
+    assert owner.console_errors == []
