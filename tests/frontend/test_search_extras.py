@@ -118,3 +118,11 @@ def test_the_nb201_example_is_not_offered_without_its_table(owner_client, monkey
     assert 'value="nb201"' not in page and 'value="mobileone"' in page
     refused = owner_client.post("/spaces/new/", {"form": "example", "example-example": "nb201"}).content.decode()
     assert "Select a valid choice" in refused
+
+
+def test_a_minimising_search_says_so_on_its_dashboard(owner_client, finished) -> None:
+    assert "higher values are better" in owner_client.get(f"/searches/{finished.id}/").content.decode()
+    SearchInstance.objects.filter(id=finished.id).update(direction="minimize")
+    page = owner_client.get(f"/searches/{finished.id}/").content.decode()
+    assert "lower values are better" in page and "<dt>Best value (lowest)</dt>" in page
+    assert '"direction": "minimize"' in page  # the curve script turns its best line and axis title
