@@ -392,8 +392,9 @@ class Goals:
         for k in range(1, len(records) + 1):
             if k in by_eval and feasible[k] and np.all(np.isfinite(by_eval[k][1])):
                 current.append(by_eval[k][1])
-                last = hypervolume(np.array(current), ref) if len(names) > 1 else float(
+                volume = hypervolume(np.array(current), ref) if len(names) > 1 else float(
                     max(p[0] for p in current) - ref[0]) if names else 0.0
+                last = max(last, volume)  # a dominated point may change the sum by rounding only
             curve.append(last)
         point_rows = [{"index": int(r["index"]), "evaluation": k, "feasible": feasible[k],
                        **{n: float(pts[i, j] * self.sign(n)) for j, n in enumerate(names)}}

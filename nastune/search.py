@@ -947,7 +947,15 @@ class SearchInstance:
                    and goals.feasible(e, self.metric_lookup)]
         front = goals.points(records, self.metric_lookup)
         front = front[np.all(np.isfinite(front), axis=1)]
-        reference = goals.reference(front, self.metric_lookup)
+        names = [name for name, _ in goals.objectives]
+
+        def over_the_space(name: str) -> tuple[np.ndarray | None, np.ndarray | None, None]:
+            # the default reference spans what the ensemble expects over the whole space, not only the results
+            # so far: the front's extremes (a very fast, inaccurate cell) lie below the results' worst value
+            exact, _, _ = self.metric_lookup(name)
+            return exact, S[:, :, names.index(name)].mean(0) * goals.sign(name), None
+
+        reference = goals.reference(front, over_the_space)
         S = np.where(np.isfinite(S), S, reference)
         weight = np.ones(n) if p_feasible is None else p_feasible
         avail = available.copy()

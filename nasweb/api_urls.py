@@ -42,6 +42,8 @@ urlpatterns = [
     path("searches/<int:search_id>/reference-curve/", searches.SearchReferenceCurveApi.as_view(),
          name="api-search-reference-curve"),
     path("searches/<int:search_id>/pareto/", searches.SearchParetoApi.as_view(), name="api-search-pareto"),
+    path("searches/<int:search_id>/hypervolume/", searches.SearchHypervolumeApi.as_view(),
+         name="api-search-hypervolume"),
     path("searches/<int:search_id>/predictions/", searches.SearchPredictionsApi.as_view(),
          name="api-search-predictions"),
     path("searches/<int:search_id>/evaluations/", searches.EvaluationListApi.as_view(),

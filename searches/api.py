@@ -67,6 +67,20 @@ class JSONObjectField(serializers.Field):
         return value
 
 
+@extend_schema_field(OpenApiTypes.ANY)
+class GoalsField(serializers.Field):
+    """Objectives, constraints or a reference point as JSON data or as the form's text; :mod:`searches.spec`
+    reads both and names the field of any mistake."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str | list | dict):
+            raise serializers.ValidationError("give a JSON object or list, or text such as 'accuracy:max'")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 def _search(request: Request, search_id: int) -> SearchInstance:
     return selectors.search_get(owner=request.user, search_id=search_id)
 
@@ -88,7 +102,8 @@ class SearchOutputSerializer(serializers.ModelSerializer):
                   "evaluator_config", "evaluator_sha256",
                   "hi_fi_cost", "lo_fi_cost", "budget", "spent", "budget_fraction", "parallelism", "seed",
                   "acquisition", "state", "failure_reason", "best_value", "best_index", "finished_count",
-                  "created_at", "updated_at", "started_at", "ended_at"]
+                  "created_at", "updated_at", "started_at", "ended_at", "objectives", "constraints",
+                  "reference_point"]
         read_only_fields = fields
 
 
@@ -100,7 +115,7 @@ class EvaluationOutputSerializer(serializers.ModelSerializer):
         model = Evaluation
         fields = ["id", "seq", "encoding_index", "fidelity", "attempt", "state", "value", "cost", "predicted_mean",
                   "predicted_std", "worker", "gpu", "queued_at", "started_at", "finished_at", "duration_s",
-                  "spent_after", "best_after", "retried", "error"]
+                  "spent_after", "best_after", "retried", "error", "objectives"]
         read_only_fields = fields
 
 
@@ -137,6 +152,16 @@ class SearchListApi(PagedView):
         direction = serializers.ChoiceField(required=False, default=DEFAULTS["direction"],
                                             choices=SearchInstance.Direction.choices,
                                             help_text="maximize: higher values are better; minimize: lower ones")
+        objectives = GoalsField(required=False, default=list, help_text=(
+            "several objectives, the first primary: {\"accuracy\": \"max\", \"latency\": \"min\"}, "
+            "[[name, direction], ...] or the text 'accuracy:max, latency:min'; the evaluator then returns a dict, "
+            "and names that are space metrics (profiled or uploaded latencies) are read from the profile"))
+        constraints = GoalsField(required=False, default=list, help_text=(
+            "{\"latency\": [\"<=\", 0.005]}, [{name, op, bound}, ...] or the text 'latency <= 0.005; params <= 2e6', "
+            "on space metrics or values the evaluator returns"))
+        reference_point = GoalsField(required=False, default=dict, help_text=(
+            "{objective: value} bounding the hypervolume, or the text 'accuracy=0.5, latency=0.02'; "
+            "missing ones are computed (the worst over the space or the results, minus 10% of the range)"))
 
         def __init__(self, *args: Any, owner: Any = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -419,6 +444,15 @@ class SearchParetoApi(APIView):
         query.is_valid(raise_exception=True)
         pareto = selectors.search_pareto(search=search, metric=query.validated_data["metric"])
         return Response(self.OutputSerializer(pareto).data)
+
+
+class SearchHypervolumeApi(APIView):
+    """A search with objectives: the dominated hypervolume after every finished evaluation, the feasible
+    Pareto front found so far and every evaluated point."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, **error_responses(404, 409)})
+    def get(self, request: Request, search_id: int) -> Response:
+        return Response(selectors.search_hypervolume(search=_search(request, search_id)))
 
 
 class EvaluationListApi(PagedView):

@@ -259,12 +259,14 @@ class ModuleKind(EvaluatorKind):
             ("evaluator_source", spec.evaluator_source)
         return StoredEvaluator(config={}, source=validate_module_source(source, field=field, function="evaluate"))
 
-    def run(self, request: EvaluationRequest) -> float:
-        return float(run_user_code(
+    def run(self, request: EvaluationRequest) -> float | dict[str, float]:
+        result = run_user_code(
             "evaluate_module", {"encoding": request.encoding, "fidelity": request.fidelity}, scratch=request.scratch,
             limits=request.limits, modules={"evaluator_module.py": request.search.evaluator_source},
             log_path=request.log_path, gpu=request.gpu, on_tick=request.on_tick, tick_s=request.tick_s,
-        ))
+        )
+        # a dict of named results (several objectives) is checked against the search's objectives on finish
+        return {str(k): float(v) for k, v in result.items()} if isinstance(result, dict) else float(result)
 
 
 class TabularKind(EvaluatorKind):
@@ -283,12 +285,17 @@ class TabularKind(EvaluatorKind):
     def validate(self, spec: SearchSpec, space: SearchSpace) -> StoredEvaluator:
         if spec.evaluator_table is None:
             raise EvaluatorValidationError("evaluator_table", "upload the CSV table (columns index, hi, lo)")
-        evaluators.parse_table(spec.evaluator_table, n_encodings=space.n_encodings,
-                               needs_low=spec.lo_fi_cost is not None)
+        names = evaluators.table_value_names(spec.objectives, spec.constraints)
+        table = evaluators.parse_table(spec.evaluator_table, n_encodings=space.n_encodings,
+                                       needs_low=spec.lo_fi_cost is not None, extra=names)
+        for name in names:
+            if name not in table and name not in (space.metrics or []):
+                raise EvaluatorValidationError("evaluator_table", f"{name!r} is neither a column of the table nor a "
+                                               "metric of the space; add the column or choose another name")
         return StoredEvaluator(config=self.clean_settings(spec.evaluator_config, strict=False),
                                table=spec.evaluator_table)
 
-    def run(self, request: EvaluationRequest) -> float:
+    def run(self, request: EvaluationRequest) -> float | dict[str, float]:
         table = evaluators.load_table(request.search)
         delay = float(request.search.evaluator_config.get("delay_s", 0))
         log_path = request.log_path
@@ -304,6 +311,13 @@ class TabularKind(EvaluatorKind):
             raise EvaluationFailed(f"the table has no {request.fidelity} value for encoding {request.encoding_index}")
         with log_path.open("a") as log:
             log.write(f"value {value}\n")
+        objectives = request.search.objectives
+        if objectives and request.fidelity == "hi":  # several objectives: the primary is hi, the rest by name
+            result = {str(objectives[0][0]): value}
+            for name in evaluators.table_value_names(objectives, request.search.constraints):
+                if request.encoding_index in table.get(name, {}):
+                    result[name] = table[name][request.encoding_index]
+            return result
         return value
 
 

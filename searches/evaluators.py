@@ -22,8 +22,11 @@ class EvaluatorValidationError(DomainError):
     """Bad evaluator input (settings, table, kind); ``field`` names the input at fault."""
 
 
-def parse_table(data: bytes, *, n_encodings: int, needs_low: bool) -> dict[str, dict[int, float]]:
-    """A tabular evaluator's CSV: header ``index,hi`` (and ``lo``); one row per encoding index."""
+def parse_table(data: bytes, *, n_encodings: int, needs_low: bool,
+                extra: tuple[str, ...] = ()) -> dict[str, dict[int, float]]:
+    """A tabular evaluator's CSV: header ``index,hi`` (and ``lo``); one row per encoding index. Columns named in
+    ``extra`` (a search's other objectives and constrained values, matched case-insensitively) are read too,
+    under those names."""
     try:
         rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -36,6 +39,8 @@ def parse_table(data: bytes, *, n_encodings: int, needs_low: bool) -> dict[str, 
     if needs_low and "lo" not in header:
         raise EvaluatorValidationError("evaluator_table", "a search with a low fidelity needs a lo column")
     columns: dict[str, int] = {name: header.index(name) for name in ("index", "hi", "lo") if name in header}
+    columns.update({name: header.index(name.lower()) for name in extra
+                    if name.lower() in header and name not in columns})
     table: dict[str, dict[int, float]] = {name: {} for name in columns if name != "index"}
     for line, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
@@ -70,8 +75,16 @@ _tables: FileCache[dict[str, dict[int, float]]] = FileCache(size=8)
 def load_table(search: SearchInstance) -> dict[str, dict[int, float]]:
     """The search's table, parsed once per worker process (keyed by file and mtime)."""
     n = search.space.n_encodings
+    extra = table_value_names(search.objectives, search.constraints)
     return _tables.get(search.evaluator_table.path,
-                       lambda path: parse_table(path.read_bytes(), n_encodings=n, needs_low=False))
+                       lambda path: parse_table(path.read_bytes(), n_encodings=n, needs_low=False, extra=extra))
+
+
+def table_value_names(objectives: Any, constraints: Any) -> tuple[str, ...]:
+    """The names a tabular search may read from extra columns: its objectives after the primary one (which is
+    the ``hi`` column) and its constrained values."""
+    names = [str(n) for n, _ in (objectives or [])[1:]] + [str(c["name"]) for c in constraints or []]
+    return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True)

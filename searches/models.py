@@ -66,6 +66,11 @@ class SearchInstance(models.Model):
     parallelism = models.PositiveIntegerField(default=1, help_text="evaluations in flight at once")
     seed = models.IntegerField(default=0)
     acquisition = models.CharField(max_length=16, choices=Acquisition.choices, default=Acquisition.EI)
+    # hardware-aware goals (nastune.objectives): [[name, "max"|"min"], ...] (the first is primary),
+    # [{"name", "op", "bound"}, ...] and {objective: value} for the hypervolume
+    objectives = models.JSONField(default=list, blank=True, help_text="[[name, max|min], ...]; first = primary")
+    constraints = models.JSONField(default=list, blank=True, help_text="[{name, op, bound}, ...]")
+    reference_point = models.JSONField(default=dict, blank=True, help_text="{objective: value} for the hypervolume")
 
     state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED, db_index=True)
     failure_reason = models.TextField(blank=True)
@@ -151,6 +156,7 @@ class Evaluation(models.Model):
     retried = models.BooleanField(default=False, help_text="a later attempt replaces this one")
     spent_after = models.FloatField(null=True, blank=True, help_text="search budget spent when this one finished")
     best_after = models.FloatField(null=True, blank=True, help_text="best hi-fi value when this one finished")
+    objectives = models.JSONField(null=True, blank=True, help_text="every number a dict-valued evaluator returned")
 
     class Meta:
         ordering = ["id"]

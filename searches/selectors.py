@@ -153,19 +153,28 @@ def _csv_cell(value: Any) -> Any:
 
 def evaluation_csv_rows(*, search: SearchInstance, encodings: list[Any]) -> Iterator[list[Any]]:
     """Every evaluation of the search, in creation order, as CSV cells (header first). After the
-    fixed columns, one column per encoding position (``pos_0``, ``pos_1``, ...) for spreadsheets."""
+    fixed columns, one column per encoding position (``pos_0``, ``pos_1``, ...) for spreadsheets, then, for
+    a search with several objectives, one column per objective (and any other number the evaluator returned,
+    ``objective_<name>`` where a name is taken)."""
     length = len(encodings[0]) if encodings else 0
-    yield [*CSV_COLUMNS, *(f"pos_{position}" for position in range(length))]
+    names = [str(name) for name, _ in search.objectives or []]
+    if names:
+        returned = search.evaluations.exclude(objectives__isnull=True).values_list("objectives", flat=True)
+        names += sorted({str(k) for row in returned.iterator(chunk_size=2000) for k in (row or {})} - set(names))
+    taken = {*CSV_COLUMNS, *(f"pos_{position}" for position in range(length))}
+    yield [*CSV_COLUMNS, *(f"pos_{position}" for position in range(length)),
+           *(f"objective_{name}" if name in taken else name for name in names)]
     fields = ("id", "seq", "encoding_index", "fidelity", "attempt", "state", "value", "cost", "spent_after",
               "best_after", "predicted_mean", "predicted_std", "worker", "gpu", "started_at", "finished_at",
-              "duration_s", "error")
+              "duration_s", "error", "objectives")
     for row in search.evaluations.order_by("id").values_list(*fields).iterator(chunk_size=2000):
         (eid, seq, index, fidelity, attempt, state, value, cost, spent, best, mean, std, worker, gpu, started,
-         finished, duration, error) = row
+         finished, duration, error, objectives) = row
         yield [eid, seq, index, json.dumps(encodings[index]), fidelity, attempt, state, value, cost, spent, best,
                mean, std, worker, gpu, started.isoformat() if started else "",
                finished.isoformat() if finished else "", duration, error.splitlines()[0] if error else "",
-               *(_csv_cell(value) for value in encodings[index])]
+               *(_csv_cell(value) for value in encodings[index]),
+               *((objectives or {}).get(name, "") for name in names)]
 
 
 def search_sparkline(*, search: SearchInstance, max_points: int = 60) -> dict[str, list]:
@@ -217,6 +226,34 @@ def search_pareto(*, search: SearchInstance, metric: str) -> dict[str, Any]:
     for point, flag in zip(points, flags, strict=True):
         point["non_dominated"] = bool(flag)
     return {"search": search.id, "metric": metric, "points": points, "unprofiled": len(best) - len(points)}
+
+
+def search_hypervolume(*, search: SearchInstance) -> dict[str, Any]:
+    """A search with objectives: the dominated hypervolume after every finished evaluation and the feasible
+    front so far (:meth:`nastune.objectives.Goals.progress`); objectives that are space metrics (profiled or
+    uploaded) are read from the profile, the others from what the evaluator returned."""
+    from nastune.errors import SearchError
+    from nastune.objectives import Goals
+    from nasweb.errors import ConflictError
+    from searches.storage import EvaluationRowStorage
+    from spaces.services import load_profile
+
+    if not search.objectives:
+        raise ConflictError("objectives", "this search has a single objective; start one with objectives to "
+                            "follow a hypervolume")
+    try:
+        goals = Goals(search.objectives, search.constraints, search.reference_point)
+    except SearchError as exc:  # pragma: no cover - checked when the search was created
+        raise ConflictError("objectives", str(exc)) from None
+    profile = load_profile(search.space)[0]
+
+    def lookup(name: str) -> tuple[np.ndarray | None, None, None]:
+        column = profile.get(name)
+        return (None if column is None else np.asarray(column, dtype=float)), None, None
+
+    progress = goals.progress(EvaluationRowStorage(search).history(), lookup)
+    return {"search": search.id, **progress,
+            "constraints": [{"name": c.name, "op": c.op, "bound": c.bound} for c in goals.constraints]}
 
 
 def search_reference_curve(*, search: SearchInstance) -> dict[str, Any]:

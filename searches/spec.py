@@ -47,6 +47,11 @@ class SearchSpec:
     evaluator_source: str = ""
     evaluator_module: str | None = None
     evaluator_table: bytes | None = None
+    #: several objectives (the first is primary), constraints and the hypervolume's reference point; each as
+    #: plain data or as the form's text (see :func:`goals_from_input`)
+    objectives: Any = field(default_factory=list)
+    constraints: Any = field(default_factory=list)
+    reference_point: Any = field(default_factory=dict)
 
     def checked(self) -> SearchSpec:
         """This spec with its name stripped and its numbers typed, or the first bad field refused.
@@ -73,8 +78,90 @@ class SearchSpec:
             raise SearchValidationError("direction", f"choose one of {', '.join(directions)}")
         if self.evaluator_module is not None and self.evaluator_source:
             raise SearchValidationError("evaluator_module", "give either an evaluator module file or evaluator_source")
+        objectives, constraints, reference = goals_from_input(self.objectives, self.constraints, self.reference_point)
+        direction = self.direction
+        if objectives:  # the primary objective's direction is the search's (its value column, its best)
+            direction = "maximize" if objectives[0][1] == "max" else "minimize"
         return dataclasses.replace(self, name=name, budget=budget, hi_fi_cost=hi_fi_cost, lo_fi_cost=lo_fi_cost,
-                                   parallelism=parallelism, seed=seed)
+                                   parallelism=parallelism, seed=seed, objectives=objectives,
+                                   constraints=constraints, reference_point=reference, direction=direction)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.replace(";", ",").replace("\n", ",").split(",") if part.strip()]
+
+
+def goals_from_input(objectives: Any, constraints: Any, reference_point: Any) -> tuple[
+        list[list[str]], list[dict[str, Any]], dict[str, float]]:
+    """Objectives, constraints and reference point as stored (``[[name, "max"|"min"]]``, ``[{"name", "op",
+    "bound"}]``, ``{name: value}``), from plain data or the form's text: ``"accuracy:max, latency:min"``,
+    ``"latency <= 0.005; params <= 2e6"``, ``"accuracy=0.5, latency=0.02"``.
+
+    Raises:
+        SearchValidationError: naming ``objectives``, ``constraints`` or ``reference_point``.
+    """
+    import json
+
+    from nastune.errors import SearchError
+    from nastune.objectives import Goals
+
+    def as_data(value: Any, field_name: str) -> Any:
+        if isinstance(value, str) and value.strip()[:1] in ("[", "{"):  # JSON text from a multipart form
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise SearchValidationError(field_name, f"not valid JSON: {exc.msg}") from None
+        return value
+
+    objectives = as_data(objectives, "objectives")
+    constraints = as_data(constraints, "constraints")
+    reference_point = as_data(reference_point, "reference_point")
+    if isinstance(objectives, str):
+        pairs = []
+        for part in _split(objectives):
+            name, _, direction = part.partition(":")
+            pairs.append((name.strip(), (direction or "max").strip()))
+        objectives = pairs
+    if isinstance(constraints, str):
+        rules = []
+        for part in _split(constraints):
+            op = next((o for o in ("<=", ">=", "<", ">") if o in part), None)
+            if op is None:
+                raise SearchValidationError("constraints", f"{part!r}: write a constraint as 'metric <= bound'")
+            name, _, bound = part.partition(op)
+            try:
+                number: Any = float(bound)
+            except ValueError:
+                number = bound.strip()
+            rules.append({"name": name.strip(), "op": op, "bound": number})
+        constraints = rules
+    if isinstance(reference_point, str):
+        point: dict[str, Any] = {}
+        for part in _split(reference_point):
+            name, sep, value = part.partition("=")
+            if not sep:
+                raise SearchValidationError("reference_point", f"{part!r}: write it as 'objective=value'")
+            try:
+                point[name.strip()] = float(value)
+            except ValueError:
+                raise SearchValidationError("reference_point", f"{part!r}: {value.strip()!r} is not a number") from None
+        reference_point = point
+    for field_name, value in (("objectives", objectives), ("constraints", constraints)):
+        try:
+            goals = Goals(**{field_name: value})
+        except SearchError as exc:
+            raise SearchValidationError(field_name, str(exc)) from None
+        except (TypeError, ValueError) as exc:
+            raise SearchValidationError(field_name, f"malformed: {exc}") from None
+    try:
+        goals = Goals(objectives, constraints, reference_point)
+    except SearchError as exc:
+        raise SearchValidationError("reference_point", str(exc)) from None
+    if len(goals.objectives) > 4:
+        raise SearchValidationError("objectives", "at most 4 objectives")
+    return ([[n, d] for n, d in goals.objectives],
+            [{"name": c.name, "op": c.op, "bound": c.bound} for c in goals.constraints],
+            dict(goals.reference_point))
 
 
 def _number(value: Any, field: str, *, low: float, high: float, integer: bool = False,

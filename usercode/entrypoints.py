@@ -103,10 +103,19 @@ def profile(payload: dict, scratch: Path) -> dict:
     return {"metrics": metrics, "errors": list(table.errors)}
 
 
-def evaluate_module(payload: dict, scratch: Path) -> float:
-    """Call the uploaded evaluator: ``evaluate(encoding, fidelity) -> float``."""
+def evaluate_module(payload: dict, scratch: Path) -> float | dict[str, float]:
+    """Call the uploaded evaluator: ``evaluate(encoding, fidelity) -> float``, or a dict of named finite numbers
+    for a search with several objectives (``{"accuracy": 0.93, "latency_ms": 4.1}``)."""
     evaluate = _load(scratch, EVALUATOR_MODULE, "evaluate")
     value = evaluate(payload["encoding"], payload["fidelity"])
+    if isinstance(value, dict):
+        out = {}
+        for key, number in value.items():
+            try:
+                out[str(key)] = _finite(number)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{key}: {exc}") from None
+        return out
     return _finite(value)
 
 

@@ -39,6 +39,7 @@ def search_create(*, owner: Any, space: SearchSpace, spec: SearchSpec) -> Search
             evaluator_config=stored.config, evaluator_source=stored.source, evaluator_sha256=stored.source_sha256,
             hi_fi_cost=spec.hi_fi_cost, lo_fi_cost=spec.lo_fi_cost, budget=spec.budget,
             parallelism=spec.parallelism, seed=spec.seed, acquisition=spec.acquisition, direction=spec.direction,
+            objectives=spec.objectives, constraints=spec.constraints, reference_point=spec.reference_point,
         )
         if stored.table is not None:
             search.evaluator_table.save("table.csv", ContentFile(stored.table), save=False)

@@ -37,6 +37,7 @@ GET_ROUTES: dict[str, tuple[str, str]] = {
     "api/searches/<int:search_id>/curve/": ("/api/searches/{search_id}/curve/", "token"),
     "api/searches/<int:search_id>/reference-curve/": ("/api/searches/{search_id}/reference-curve/", "token"),
     "api/searches/<int:search_id>/pareto/": ("/api/searches/{search_id}/pareto/", "token"),
+    "api/searches/<int:search_id>/hypervolume/": ("/api/searches/{search_id}/hypervolume/", "token"),
     "api/searches/<int:search_id>/positions/": ("/api/searches/{search_id}/positions/", "token"),
     "api/searches/<int:search_id>/predictions/": ("/api/searches/{search_id}/predictions/", "token"),
     "api/searches/<int:search_id>/evaluations/": ("/api/searches/{search_id}/evaluations/", "token"),
@@ -103,6 +104,8 @@ def scenery(make_search, monkeypatch) -> dict[str, Any]:
     monkeypatch.setattr("spaces.engine.load_space", lambda space: PretrainedSpace())
     monkeypatch.setattr("searches.engine.predict", lambda search, indices: PretrainedSpace().predict(indices))
     search = make_search(n_done=6, n_failed=1)
+    search.objectives = [["hi", "max"], ["params", "min"]]  # so the hypervolume view has something to read
+    search.save(update_fields=["objectives"])
     NetworkSummary.objects.create(space=search.space, encoding_index=3, state="done", text="net")
     dataset = ImageDataset.objects.create(uid=uuid.uuid4(), owner=search.owner, name="pets", state="ready",
                                           class_names=["cat", "dog"], split_sizes={"train": 8, "validation": 2},
