@@ -166,7 +166,8 @@ def test_every_get_route_is_checked() -> None:
     routes = [route for route, _ in resolvable_routes()]
     assert len(routes) == len(set(routes)), "a route appears twice in the URLconf"
     unchecked = set(routes) - set(GET_ROUTES) - set(NO_GET_ROUTES)
-    assert not unchecked, f"routes neither read by this test nor shown to refuse GET: {sorted(unchecked)}"
+    assert not unchecked, (f"routes neither read by this test nor shown to refuse GET: {sorted(unchecked)}; "
+                           "add each to GET_ROUTES (read: 200, no writes) or NO_GET_ROUTES (answers GET with 405)")
     assert set(GET_ROUTES) | set(NO_GET_ROUTES) == set(routes), "this test lists routes the URLconf no longer has"
     assert not set(GET_ROUTES) & set(NO_GET_ROUTES)
 
