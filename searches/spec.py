@@ -104,13 +104,16 @@ def goals_from_input(objectives: Any, constraints: Any, reference_point: Any) ->
 
     from nastune.errors import SearchError
     from nastune.objectives import Goals
+    from nasweb import safe_json
 
     def as_data(value: Any, field_name: str) -> Any:
         if isinstance(value, str) and value.strip()[:1] in ("[", "{"):  # JSON text from a multipart form
             try:
-                return json.loads(value)
+                return safe_json.loads(value)
             except json.JSONDecodeError as exc:
                 raise SearchValidationError(field_name, f"not valid JSON: {exc.msg}") from None
+            except safe_json.JSONInputError as exc:  # 100,000 levels deep, a 5,000-digit number
+                raise SearchValidationError(field_name, str(exc)) from None
         return value
 
     objectives = as_data(objectives, "objectives")

@@ -81,3 +81,11 @@ def test_the_anonymous_token_endpoint_answers_hostile_json_with_a_400_on_the_bod
     response = APIClient().post("/api/token/", body, content_type=JSON_BODY)
     assert response.status_code == 400, response.content[:300]
     assert response.json()["errors"][0]["field"] == "body"
+
+
+@pytest.mark.parametrize("field", ["objectives", "constraints", "reference_point"])
+def test_hostile_goals_in_multipart_are_refused_on_their_field(api, make_space, field: str) -> None:
+    response = api("owner").post("/api/searches/", {**module_search(make_space()), field: DEEP_OBJECT},
+                                 format="multipart")
+    assert_error(response, 400, field, "deeper than")
+    assert not SearchInstance.objects.exists()
