@@ -16,6 +16,8 @@ urlpatterns = [
     path("spaces/infer-positions/", spaces.SpaceInferPositionsApi.as_view(), name="api-space-infer-positions"),
     path("spaces/<int:space_id>/", spaces.SpaceDetailApi.as_view(), name="api-space-detail"),
     path("spaces/<int:space_id>/results/", spaces.SpaceResultsApi.as_view(), name="api-space-results"),
+    path("spaces/<int:space_id>/device-latencies/", spaces.SpaceDeviceLatenciesApi.as_view(),
+         name="api-space-device-latencies"),
     path("spaces/<int:space_id>/bundle/", spaces.SpaceBundleApi.as_view(), name="api-space-bundle"),
     path("spaces/<int:space_id>/module/", spaces.SpaceModuleApi.as_view(), name="api-space-module"),
     path("spaces/<int:space_id>/profile/", spaces.SpaceProfileApi.as_view(), name="api-space-profile"),

@@ -22,7 +22,7 @@ from nasweb import safe_json
 from nasweb.api import DownloadView, PagedView, error_responses, paginate
 from nasweb.errors import ConflictError
 from nasweb.safe_json import BoundedJSONParser
-from nasweb.uploads import read_module_upload
+from nasweb.uploads import read_module_upload, read_upload
 from spaces import examples, selectors, services
 from spaces.models import NetworkSummary, SearchSpace
 
@@ -228,6 +228,31 @@ class SpaceResultsApi(APIView):
         search = search_selectors.search_get(owner=request.user, search_id=serializer.validated_data["search"])
         space = services.space_add_search_results(space=space, search=search,
                                                   name=serializer.validated_data.get("name", ""))
+        return Response(SpaceOutputSerializer(space).data, status=status.HTTP_202_ACCEPTED)
+
+
+class SpaceDeviceLatenciesApi(APIView):
+    """Latencies measured on your own target device for some encodings; the surrogate learns the rest."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        device = serializers.CharField(max_length=64, help_text="the device's name, e.g. pixel-7: the metric is "
+                                       "latency_<device>, usable in constraints and objectives")
+        file = serializers.FileField(help_text="CSV with a header: index (or encoding) and latency (seconds); "
+                                     "at least 30 rows")
+
+    @extend_schema(request={"multipart/form-data": InputSerializer},
+                   responses={202: SpaceOutputSerializer, **error_responses(400, 404, 409)})
+    def post(self, request: Request, space_id: int) -> Response:
+        """Store them as ``latency_<device>`` and pretrain again (the space is ``pretraining`` until a worker is
+        done); a bad row is a 400 that names it."""
+        space = _space(request, space_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = read_upload(serializer.validated_data["file"], field="file", text=False)
+        space = services.space_add_device_latencies(space=space, device=serializer.validated_data["device"],
+                                                    data=data)
         return Response(SpaceOutputSerializer(space).data, status=status.HTTP_202_ACCEPTED)
 
 

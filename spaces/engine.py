@@ -70,6 +70,24 @@ def surrogate_quality(space: SearchSpace, encodings: list[Any], profile: dict[st
     return held_out_kendall_tau(profile, pretrain_and_predict, sample=QUALITY_SAMPLE, seed=0)
 
 
+def sparse_metric_quality(space: SearchSpace, encodings: list[Any], profile: dict[str, np.ndarray],
+                          metric: str) -> dict:
+    """Held-out Kendall tau of a metric known for a subset only (latencies uploaded for some encodings): 20% of
+    its known values are hidden, the surrogate is pretrained on the rest together with every other metric in
+    full, and ranks the hidden ones; ``{}`` with fewer than 30 known values."""
+    from nastune.analysis import held_out_kendall_tau
+
+    others = {m: v for m, v in profile.items() if m != metric}
+
+    def pretrain_and_predict(training: dict[str, np.ndarray], held_out: np.ndarray) -> dict:
+        engine_space = _engine_space(space, encodings, _scratch_dir() / "quality.nastune")
+        engine_space.preprocess(pretraining_data={**others, **training}, seed=0, progress=False, save=False)
+        return {metric: engine_space.predict(held_out)[metric]}
+
+    return held_out_kendall_tau({metric: profile[metric]}, pretrain_and_predict, held_out_share=0.2,
+                                sample=QUALITY_SAMPLE, seed=0)
+
+
 def load_space(space: SearchSpace) -> nastune.SearchSpace:
     """The space's bundle as a ``nastune.SearchSpace`` (cached per process by file and mtime)."""
     from nastune import load_search_space

@@ -448,6 +448,74 @@ def space_add_search_results(*, space: SearchSpace, search: Any, name: str = "")
     return locked
 
 
+class _EncodingLookup:
+    """The space's encodings as :func:`nastune.device_latency.parse_latency_csv` looks them up."""
+
+    def __init__(self, encodings: list[Any]) -> None:
+        self._index = {json.dumps(list(e)): i for i, e in enumerate(encodings)}
+        self._n = len(encodings)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def index_of(self, encoding: Any) -> int:
+        from nastune.errors import EncodingError
+
+        index = self._index.get(json.dumps(list(encoding)))
+        if index is None:
+            raise EncodingError("no such encoding in the space")
+        return index
+
+
+def space_add_device_latencies(*, space: SearchSpace, device: str, data: bytes) -> SearchSpace:
+    """Latencies the user measured on their own device for some encodings (CSV: ``index`` or ``encoding``, and
+    ``latency`` in seconds): stored as the sparse metric ``latency_<device>`` and the space pretrained again, so
+    the surrogate predicts the rest; the space's quality then shows the held-out Kendall tau on the uploaded
+    values. Searches can constrain or minimise that metric by name.
+
+    Raises:
+        SpaceValidationError: ``device`` unnamed, or ``file`` unreadable or with a bad row (the reason names it).
+        ConflictError: the space is not ready.
+    """
+    from nastune.device_latency import DeviceLatencyError, device_metric_name, parse_latency_csv
+
+    try:
+        name = device_metric_name(device)
+    except DeviceLatencyError as exc:
+        raise SpaceValidationError("device", exc.reason) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise SpaceValidationError("file", "not a UTF-8 CSV file") from None
+    try:
+        latencies = parse_latency_csv(text, _EncodingLookup(load_encodings(space)))
+    except DeviceLatencyError as exc:
+        raise SpaceValidationError("file", str(exc)) from None
+    if len(latencies) < MIN_DEVICE_LATENCIES:
+        raise SpaceValidationError("file", f"{len(latencies)} latencies are too few to learn from; upload at least "
+                                   f"{MIN_DEVICE_LATENCIES}")
+    with transaction.atomic():
+        locked = SearchSpace.objects.select_for_update().get(id=space.id)
+        if locked.state != SearchSpace.State.READY:
+            raise ConflictError("state", f"the search space is {locked.state}; wait until it is ready")
+        profile, failures = load_profile(locked)
+        column = np.full(locked.n_encodings, np.nan)
+        column[list(latencies)] = list(latencies.values())
+        profile[name] = column  # a second upload for the same device replaces the first
+        _store_profile(locked, profile, failures)
+        locked.state = SearchSpace.State.PRETRAINING
+        locked.failure_reason = ""
+        locked.save(update_fields=["profile_file", "metrics", "profile_failures", "state", "failure_reason",
+                                   "updated_at"])
+        _enqueue_pretraining(locked)
+    logger.info("space %s: pretraining again with %d latencies measured on %r", space.id, len(latencies), name)
+    return locked
+
+
+#: fewest uploaded latencies accepted (the held-out Kendall tau on the space page needs 30)
+MIN_DEVICE_LATENCIES = 10
+
+
 def space_delete(*, space: SearchSpace) -> None:
     """Delete a space, its files and its finished searches; refused while a search on it is active."""
     from searches.models import SearchInstance
@@ -731,6 +799,11 @@ def space_pretrain(*, space_id: int) -> None:
         from spaces import engine
 
         quality = engine.surrogate_quality(space, load_encodings(space), usable)
+        profiled = int(np.any([np.isfinite(v) for v in usable.values()], axis=0).sum())
+        for metric, values in usable.items():
+            # latencies uploaded for a subset: the overall hold-out hardly meets them, so they get their own
+            if metric.startswith("latency_") and np.isfinite(values).sum() < 0.9 * profiled:
+                quality.update(engine.sparse_metric_quality(space, load_encodings(space), usable, metric))
         bundle_path = engine.pretrain_and_bundle(space, load_encodings(space), usable, failures)
     except Exception as exc:  # our numerical code failed: the space must say why, not hang in "pretraining"
         logger.exception("pretraining search space %s failed", space_id)

@@ -64,6 +64,7 @@ NO_GET_ROUTES: dict[str, tuple[str, str]] = {
     "api/token/": ("/api/token/", "anonymous"),
     "api/spaces/infer-positions/": ("/api/spaces/infer-positions/", "token"),
     "api/spaces/<int:space_id>/results/": ("/api/spaces/{space_id}/results/", "token"),
+    "api/spaces/<int:space_id>/device-latencies/": ("/api/spaces/{space_id}/device-latencies/", "token"),
     "api/searches/<int:search_id>/pause/": ("/api/searches/{search_id}/pause/", "token"),
     "api/searches/<int:search_id>/resume/": ("/api/searches/{search_id}/resume/", "token"),
     "api/searches/<int:search_id>/cancel/": ("/api/searches/{search_id}/cancel/", "token"),
