@@ -256,6 +256,21 @@ class SearchForm(ServiceForm):
         (SearchInstance.Direction.MAXIMIZE, "higher (maximise, e.g. accuracy)"),
         (SearchInstance.Direction.MINIMIZE, "lower (minimise, e.g. loss or error)")],
         initial=SUGGESTIONS["direction"], required=False)
+    objectives = forms.CharField(
+        label="Objectives", required=False, max_length=500,
+        help_text="Several objectives, the first primary: accuracy:max, latency:min. The evaluator then returns "
+                  "a dict; a name that is a metric of the space (latency, params, an uploaded latency_<device>) is "
+                  "read from the profile. Empty: one value. The primary sets 'Better values are'.",
+        widget=forms.TextInput(attrs={"placeholder": "accuracy:max, latency:min", "spellcheck": "false"}))
+    constraints = forms.CharField(
+        label="Constraints", required=False, max_length=1000,
+        help_text="On space metrics or returned values: latency <= 0.005; params <= 2e6. Candidates almost surely "
+                  "over a bound are not evaluated; the best result is the best feasible one.",
+        widget=forms.TextInput(attrs={"placeholder": "latency <= 0.005", "spellcheck": "false"}))
+    reference_point = forms.CharField(
+        label="Hypervolume reference point", required=False, max_length=500,
+        help_text="objective=value, ...; empty: computed (the worst over the space or the results, minus 10%).",
+        widget=forms.TextInput(attrs={"placeholder": "accuracy=0.5, latency=0.02", "spellcheck": "false"}))
     clone_of = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, spaces: list[Any], clone_table: bytes | None = None, owner: Any = None,
@@ -313,4 +328,6 @@ class SearchForm(ServiceForm):
             evaluator_source="" if module else pasted,
             evaluator_module=read_module_upload(module, field="evaluator_module") if module else None,
             evaluator_table=table_bytes,
+            objectives=data.get("objectives") or [], constraints=data.get("constraints") or [],
+            reference_point=data.get("reference_point") or {},
         )
