@@ -137,3 +137,23 @@ def test_choosing_an_encodings_file_offers_a_type_per_position(open_session, use
     owner.page.get_by_label("p0", exact=True).select_option("numeric")
     expect(owner.page.get_by_label("Position types")).to_have_value("numeric,infer,infer")
     assert owner.console_errors == []
+
+
+def test_on_a_phone_no_plotly_toolbar_covers_the_legend(open_session, users) -> None:
+    from playwright.sync_api import expect
+
+    from tests.browser.conftest import PHONE
+
+    search = _finished_search(users, n_evaluations=12, lo_every=3)
+    phone = open_session(PHONE)
+    phone.log_in("owner", "owner-pass-123")
+    phone.goto(f"/searches/{search.id}/")
+    expect(phone.page.locator("#curve-chart .legend")).to_have_count(1)
+    expect(phone.page.locator("#curve-chart .modebar")).to_have_count(0)
+    desktop = open_session()
+    desktop.log_in("owner", "owner-pass-123")
+    desktop.goto(f"/searches/{search.id}/")
+    expect(desktop.page.locator("#curve-chart .legend")).to_have_count(1)
+    expect(desktop.page.locator("#curve-chart .modebar")).to_have_count(1)
+    phone.shoot("phone-curve")
+    assert phone.console_errors == [] and desktop.console_errors == []

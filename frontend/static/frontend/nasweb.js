@@ -103,13 +103,13 @@
     if (!window.Plotly || !element) return;
     const empty = element.querySelector(":scope > .no-values");
     if (empty) empty.remove();
-    // On a phone the mode bar (top right) would sit on a legend drawn above the plot: put the legend below.
+    // On a phone the mode bar (top right) would sit on the legend above the plot: it is left out there
+    // (pinch-zoom and double-tap still work).
     const narrow = element.clientWidth > 0 && element.clientWidth < 640;
     const base = {
-      margin: { l: 56, r: 16, t: narrow ? 32 : 40, b: narrow ? 96 : 48 },
+      margin: { l: 56, r: 16, t: 40, b: 48 },
       hovermode: "closest",
-      legend: narrow ? { orientation: "h", x: 0, y: -0.3, xanchor: "left", yanchor: "top" } :
-        { orientation: "h", x: 0, y: 1.02, xanchor: "left", yanchor: "bottom" },
+      legend: { orientation: "h", x: 0, y: 1.02, xanchor: "left", yanchor: "bottom" },
       font: { family: "system-ui, sans-serif", size: 12 },
       paper_bgcolor: "rgba(0,0,0,0)",
       plot_bgcolor: "#fff",
@@ -117,6 +117,7 @@
     window.Plotly.react(element, traces, Object.assign(base, layout || {}), {
       responsive: true,
       displaylogo: false,
+      displayModeBar: narrow ? false : "hover",
       modeBarButtonsToRemove: ["select2d", "lasso2d"],
     });
   };
