@@ -43,6 +43,8 @@ class ImageDataset(models.Model):
     class_names = models.JSONField(default=list, blank=True)
     split_sizes = models.JSONField(default=dict, blank=True, help_text="images per split: train, validation")
     image_shape = models.JSONField(default=list, blank=True, help_text="height, width, channels of every image")
+    heartbeat_at = models.DateTimeField(null=True, blank=True,
+                                        help_text="last sign of life of the worker checking it (null: not started)")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -5,14 +5,20 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.files import File
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from image_datasets.archive import DatasetArchiveError, list_members, unpack
 from image_datasets.checks import check_dataset, save_checked
@@ -88,15 +94,53 @@ def _finish(dataset_id: int, **fields: Any) -> bool:
     return bool(ImageDataset.objects.filter(id=dataset_id, state=ImageDataset.State.VALIDATING).update(**fields))
 
 
+def _claim(dataset_id: int) -> bool:
+    """Take the check of a validating dataset nobody is checking (never started, or its worker fell silent)."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.NASWEB_HEARTBEAT_STALE_S)
+    return bool(ImageDataset.objects.filter(id=dataset_id, state=ImageDataset.State.VALIDATING).filter(
+        Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale)).update(heartbeat_at=now))
+
+
+@contextmanager
+def _beating(dataset_id: int) -> Iterator[None]:
+    """Record every ``HEARTBEAT_S`` that this worker is still checking the dataset (the recovery rule's clue)."""
+    from nasweb.recovery import HEARTBEAT_S
+
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(HEARTBEAT_S):
+                ImageDataset.objects.filter(id=dataset_id).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()  # this thread's own connection
+
+    beater = threading.Thread(target=beat, name=f"dataset-{dataset_id}-heartbeat", daemon=True)
+    beater.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beater.join(timeout=10)
+
+
 def image_dataset_check(*, dataset_id: int) -> None:
     """Unpack (bounded) and check a dataset, write it as a checked folder, and mark it ready or failed.
 
-    Idempotent: a dataset no longer validating is left alone, and a folder left by a killed run is replaced.
-    The archive is deleted either way, so a failed dataset keeps only its reason.
+    Idempotent: a dataset no longer validating, or being checked by a live worker, is left alone, and a
+    folder left by a killed run is replaced. The archive is deleted either way, so a failed dataset keeps
+    only its reason.
     """
-    dataset = ImageDataset.objects.filter(id=dataset_id, state=ImageDataset.State.VALIDATING).first()
-    if dataset is None:
+    if not _claim(dataset_id):
         return
+    dataset = ImageDataset.objects.get(id=dataset_id)
+    with _beating(dataset_id):
+        _check(dataset)
+
+
+def _check(dataset: ImageDataset) -> None:
+    dataset_id = dataset.id
     target = dataset_folder(dataset)
     scratch = _scratch()
     try:

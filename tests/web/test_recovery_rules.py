@@ -28,7 +28,8 @@ def silent_for(seconds: float) -> timezone.datetime:
 
 
 def test_the_watchdog_runs_the_rules_of_spaces_and_searches() -> None:
-    assert [module.__name__ for module in app_rules()] == ["spaces.recovery", "searches.recovery"]
+    assert [module.__name__ for module in app_rules()] == ["spaces.recovery", "searches.recovery",
+                                                           "image_datasets.recovery"]
     for module in app_rules():
         assert module.QUEUES and callable(module.find_lost_work) and callable(module.resend_lost_work)
 
