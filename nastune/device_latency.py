@@ -3,7 +3,8 @@
 The values become a sparse profile column named after the device (``latency_<device>``, as
 :func:`nastune.profiling.device_latency_metric` names measured ones); the next ``pretrain`` fits a head to them
 together with the other metrics, so the surrogate predicts the rest, and its held-out Kendall tau on the
-uploaded values is in ``space.describe()["metrics"][name]``. Constraints and objectives can then name it.
+uploaded values comes from :func:`held_out_tau` (the space's own pretraining hold-out leaves sparse targets
+alone). Constraints and objectives can then name it.
 
 CSV format: a header with ``index`` or ``encoding``, and ``latency`` (or ``value``); ``encoding`` cells are a
 JSON list (``"[0, 1, 3]"``) or values separated by spaces or ``|``. Every problem names the row (the header is
@@ -21,7 +22,7 @@ from typing import Any
 
 from nastune.errors import EncodingError, ProfilingError
 
-__all__ = ["DeviceLatencyError", "add_device_latencies", "device_metric_name", "parse_latency_csv"]
+__all__ = ["DeviceLatencyError", "add_device_latencies", "device_metric_name", "held_out_tau", "parse_latency_csv"]
 
 
 class DeviceLatencyError(ProfilingError):
@@ -135,3 +136,32 @@ def add_device_latencies(space: Any, device: str, latencies: Mapping[Any, float]
         raise DeviceLatencyError(None, f"{len(latencies)} latencies are too few to learn from; upload at least 10")
     space.add_results(name, latencies)
     return name
+
+
+def held_out_tau(space: Any, name: str, *, held_out_share: float = 0.2, seed: int = 0,
+                 **surrogate_options: Any) -> dict[str, Any]:
+    """How well the surrogate predicts uploaded latencies it has not seen: ``held_out_share`` of the known values
+    of ``name`` are hidden, an ensemble is pretrained on every other pretraining target of the space (in full)
+    and the rest of ``name``, and ranks the hidden ones (:func:`nastune.analysis.held_out_kendall_tau`). The
+    space is not changed.
+
+    Returns:
+        ``{"tau", "n", "predicted", "measured"}``, or ``{}`` with fewer than 30 known values.
+    """
+    from nastune.analysis import held_out_kendall_tau
+    from nastune.surrogate import DeepEnsemble
+
+    targets = dict(space.pretraining_targets())
+    if name not in targets:
+        raise DeviceLatencyError(None, f"the space has no metric {name!r}; add the latencies first")
+    X = space.features
+
+    def pretrain_and_predict(training: dict[str, Any], held_out: Any) -> dict[str, Any]:
+        options = {"n_members": 5, **surrogate_options}
+        n_members = int(options.pop("n_members"))
+        ensemble = DeepEnsemble(X.shape[1], list(targets), n_members=n_members, seed=seed, **options)
+        ensemble.pretrain(X, {**targets, name: training[name]}, progress=False)
+        return {name: ensemble.predict_metrics(X[held_out])[name]}
+
+    return held_out_kendall_tau({name: targets[name]}, pretrain_and_predict, held_out_share=held_out_share,
+                                seed=seed).get(name, {})
