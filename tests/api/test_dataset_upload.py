@@ -184,3 +184,13 @@ def test_a_dataset_an_active_search_trains_on_cannot_be_deleted(api, make_search
     assert response.status_code == 409
     assert "tiny search" in response.json()["errors"][0]["reason"]
     assert ImageDataset.objects.filter(id=dataset["id"]).exists()
+
+
+def test_a_small_archive_that_unpacks_past_the_size_limit_is_refused(api, settings) -> None:
+    settings.NASWEB_DATASET_MAX_MB = 1
+    bomb = zip_bytes({**class_folder_files(), "cat/huge.png": bytes(3 * 2**20)})  # compresses to a few kB
+    assert len(bomb) < 100_000
+    response = _post(api("owner"), bomb)
+    assert response.status_code == 400
+    assert "unpacks to more than 1 MB" in response.json()["errors"][0]["reason"]
+    assert not ImageDataset.objects.exists() and _stored_files() == []

@@ -29,7 +29,7 @@ def class_folder_files(classes: tuple[str, ...] = ("cat", "dog", "frog"), per_cl
 
 def zip_bytes(files: dict[str, bytes]) -> bytes:
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in files.items():
             archive.writestr(name, data)
     return out.getvalue()
