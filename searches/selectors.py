@@ -200,8 +200,8 @@ REFERENCE_CURVE_MAX = 1000
 def search_pareto(*, search: SearchInstance, metric: str) -> dict[str, Any]:
     """Evaluated hi-fi values against a profiled metric of the same candidates, one point per
     encoding (its best value), with the non-dominated ones flagged
-    (:func:`nastune.analysis.non_dominated`): a higher value and a lower
-    metric (params, FLOPs, latency, memory) are both better. Unprofiled candidates are counted only."""
+    (:func:`nastune.analysis.non_dominated`): a better value (higher, or lower for a minimising search) and a
+    lower metric (params, FLOPs, latency, memory) are both better. Unprofiled candidates are counted only."""
     from nasweb.errors import DomainError
     from spaces.services import load_profile
 
@@ -213,16 +213,17 @@ def search_pareto(*, search: SearchInstance, metric: str) -> dict[str, Any]:
     rows = search.evaluations.filter(
         fidelity=Evaluation.Fidelity.HI, state=Evaluation.State.DONE, value__isnull=False,
     ).values_list("encoding_index", "value")
+    sign = -1.0 if search.minimizes else 1.0  # compare as "higher is better"
     for index, value in rows:
-        best[index] = max(value, best.get(index, -math.inf))
+        best[index] = value if index not in best else sign * max(sign * value, sign * best[index])
     points = [
         {"index": index, "value": value, "metric_value": float(column[index]), "non_dominated": False}
         for index, value in best.items() if column is not None and np.isfinite(column[index])
     ]
     # Sweep by metric ascending (value descending on ties): a point is dominated unless it beats
     # every value seen at a lower-or-equal metric, or exactly equals the point that set that value.
-    points.sort(key=lambda point: (point["metric_value"], -point["value"], point["index"]))
-    flags = non_dominated([point["value"] for point in points], [point["metric_value"] for point in points])
+    points.sort(key=lambda point: (point["metric_value"], -sign * point["value"], point["index"]))
+    flags = non_dominated([sign * point["value"] for point in points], [point["metric_value"] for point in points])
     for point, flag in zip(points, flags, strict=True):
         point["non_dominated"] = bool(flag)
     return {"search": search.id, "metric": metric, "points": points, "unprofiled": len(best) - len(points)}

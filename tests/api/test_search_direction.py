@@ -41,3 +41,19 @@ def test_the_engine_sees_negated_values_and_the_best_is_the_lowest(make_search) 
     assert (search.best_value, search.best_index) == (0.25, running.encoding_index)
     assert storage.incumbent()["value"] == -0.25  # the engine's (maximised) view of the best
     assert EvaluationRowStorage(search).history()[-1]["value"] == -0.25
+
+
+def test_the_pareto_front_of_a_minimising_search_prefers_lower_values(api, make_search) -> None:
+    search = make_search(n_done=16, n_failed=1)
+    SearchInstance.objects.filter(id=search.id).update(direction="minimize")
+    points = api("owner").get(f"/api/searches/{search.id}/pareto/").json()["points"]
+
+    def dominated(point: dict) -> bool:
+        return any(other["metric_value"] <= point["metric_value"] and other["value"] <= point["value"]
+                   and (other["metric_value"], other["value"]) != (point["metric_value"], point["value"])
+                   for other in points)
+
+    assert all(point["non_dominated"] == (not dominated(point)) for point in points)
+    cheapest = min(points, key=lambda point: (point["metric_value"], point["value"]))
+    lowest = min(points, key=lambda point: (point["value"], point["metric_value"]))
+    assert cheapest["non_dominated"] and lowest["non_dominated"]
