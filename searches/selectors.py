@@ -269,7 +269,8 @@ def search_reference_curve(*, search: SearchInstance) -> dict[str, Any]:
                             "every candidate's value; this search evaluates by training")
     values = np.fromiter(evaluators.load_table(search)["hi"].values(), dtype=float)
     n = min(int(search.budget), len(values), REFERENCE_CURVE_MAX)
-    best = expected_random_search_curve(values, n)
+    sign = -1.0 if search.minimizes else 1.0  # the expected best is the expected maximum of the signed values
+    best = [sign * value for value in expected_random_search_curve(sign * values, n)]
     return {"search": search.id, "n_candidates": len(values), "evaluations": list(range(1, len(best) + 1)),
             "best": best}
 

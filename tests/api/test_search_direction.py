@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from searches.models import SearchInstance
 from searches.storage import EvaluationRowStorage
 from tests.api.expect import assert_error
@@ -57,3 +59,13 @@ def test_the_pareto_front_of_a_minimising_search_prefers_lower_values(api, make_
     cheapest = min(points, key=lambda point: (point["metric_value"], point["value"]))
     lowest = min(points, key=lambda point: (point["value"], point["metric_value"]))
     assert cheapest["non_dominated"] and lowest["non_dominated"]
+
+
+def test_the_random_search_reference_of_a_minimising_search_falls(api, make_search) -> None:
+    search = make_search(n_done=4)
+    high = api("owner").get(f"/api/searches/{search.id}/reference-curve/").json()["best"]
+    SearchInstance.objects.filter(id=search.id).update(direction="minimize")
+    low = api("owner").get(f"/api/searches/{search.id}/reference-curve/").json()["best"]
+    assert high == sorted(high) and low == sorted(low, reverse=True)
+    assert low[0] == pytest.approx(high[0], rel=1e-12)  # one draw: the mean of the table either way
+    assert low[-1] < low[0] < high[-1]
