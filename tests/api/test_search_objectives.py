@@ -6,13 +6,14 @@ from __future__ import annotations
 import csv
 import io
 
+import numpy as np
 import pytest
 
 from searches.models import Evaluation, SearchInstance
 from searches.services.evaluation import split_objectives
 from searches.storage import EvaluationRowStorage
 from tests.api.expect import assert_error
-from tests.api.tiny import TINY_ENCODINGS, tiny_params
+from tests.api.tiny import TINY_ENCODINGS, tiny_params, tiny_value
 
 EVALUATOR = "def evaluate(encoding, fidelity):\n    return {'accuracy': float(encoding[0]), 'latency_ms': 1.0}\n"
 
@@ -145,3 +146,42 @@ def test_the_csv_has_a_column_per_objective(api, make_search) -> None:
     assert (row["accuracy"], row["latency_ms"], row["objective_value"]) == ("0.8", "3.5", "7.0")
     assert all(r["accuracy"] == "" for r in rows if r["evaluation_id"] != str(running.id))
 
+
+
+def test_the_engine_targets_the_front_through_the_evaluation_rows(make_space, users, pretrained_bundle) -> None:
+    """A web search's step, as the engine sees it: goals read from the row, dict results from the rows, the
+    constraint on a profiled metric keeps infeasible candidates out, the best is the best feasible one."""
+    import uuid
+
+    from nastune import SearchInstance as EngineSearch
+    from nastune import load_search_space
+
+    space = load_search_space(pretrained_bundle)
+    bound = float(np.percentile(space.profile["params"], 60))
+    row = SearchInstance.objects.create(
+        uid=uuid.uuid4(), owner=users["owner"], space=make_space(), name="hw", evaluator_kind="module", budget=10,
+        parallelism=1, seed=2, objectives=[["accuracy", "max"], ["latency_ms", "min"]],
+        constraints=[{"name": "params", "op": "<=", "bound": bound}])
+    for _step in range(10):
+        storage = EvaluationRowStorage(SearchInstance.objects.get(id=row.id))
+        engine = EngineSearch("hw", None, search_space=space, progress=False, storage=storage, n_initial=3)
+        proposals = engine.ask(1)
+        if not proposals:
+            break
+        assert storage.commit() is not None
+        p = proposals[0]
+        Evaluation.objects.filter(search_id=row.id, encoding_index=p.index).update(state=Evaluation.State.RUNNING)
+        result = {"accuracy": tiny_value(p.index), "latency_ms": float(TINY_ENCODINGS[p.index][0])}
+        value, objectives, error = split_objectives(SearchInstance.objects.get(id=row.id), result)
+        assert error is None
+        assert EvaluationRowStorage(SearchInstance.objects.get(id=row.id)).finish(
+            {"index": p.index, "fidelity": "hi", "value": value, "objectives": objectives, "budget_units": 1.0})
+    final = EngineSearch("hw", None, search_space=space, progress=False,
+                         storage=EvaluationRowStorage(SearchInstance.objects.get(id=row.id)))
+    assert final.goals.multi and final.goals.constraints[0].bound == bound
+    evaluated = [r["index"] for r in final.history]
+    assert len(evaluated) == 10 and all(space.profile["params"][i] <= bound for i in evaluated)
+    assert all(r["objectives"]["latency_ms"] == TINY_ENCODINGS[r["index"]][0] for r in final.history)
+    assert final.best[1] == max(tiny_value(i) for i in evaluated)
+    progress = final.pareto_progress()
+    assert progress["hypervolume"][-1] > 0 and progress["front"]
