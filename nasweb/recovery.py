@@ -11,23 +11,24 @@ lost-work rules keeps them in its own ``<app>/recovery.py``::
 
 and this module finds those modules among ``INSTALLED_APPS`` and runs them. Running work beats
 every couple of seconds (``HEARTBEAT_S``); work silent for ``NASWEB_HEARTBEAT_STALE_S`` (10 s)
-is taken to be lost with its worker. With a round every ``NASWEB_RECOVERY_INTERVAL_S`` (5 s), a
-killed worker's evaluation is sent again within about 15 s.
+is taken to be lost with its worker. With a round every ``NASWEB_RECOVERY_INTERVAL_S`` (3 s), a
+killed worker's evaluation is sent again within about 13 s.
 
 Duplicated messages are harmless: every task claims its work with a conditional update.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 
 from django.apps import apps
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils import timezone
 from django.utils.module_loading import module_has_submodule
 
@@ -39,6 +40,35 @@ HEARTBEAT_S = 2.0
 
 #: queue -> messages waiting in it
 QueueSizes = Mapping[str, int]
+
+
+@contextlib.contextmanager
+def keep_beating(beat: Callable[[], object], every: float = HEARTBEAT_S) -> Iterator[None]:
+    """Call ``beat`` every ``every`` seconds from a thread while the block runs.
+
+    For work that cannot tick by itself for a while (waiting for a GPU, reading a large space before
+    the sandbox starts): silent for NASWEB_HEARTBEAT_STALE_S it would be taken for lost and run twice.
+    The thread dies with the process, so a killed worker still stops beating.
+    """
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            while not stop.wait(every):
+                try:
+                    beat()
+                except Exception:  # a missed beat is retried; the work itself must not fail for it
+                    logger.warning("heartbeat failed", exc_info=True)
+        finally:
+            connection.close()  # this thread's own database connection
+
+    thread = threading.Thread(target=run, name="nasweb-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def app_rules() -> list[ModuleType]:

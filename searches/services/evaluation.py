@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from nasweb.recovery import keep_beating
 from searches import evaluators
 from searches.evaluator_kinds import EvaluationFailed, kind_of
 from searches.gpus import NoGpuAvailable, gpu_slots
@@ -93,7 +94,10 @@ def evaluation_run(*, evaluation_id: int, task_id: str = "") -> None:
     Evaluation.objects.filter(id=evaluation.id).update(log_file=str(log_path))
     started = time.monotonic()
     try:
-        with gpu_slots(kind_of(search).gpus_needed(search)) as gpu:
+        # beats while it waits for a GPU and reads the space, before the sandbox's own ticks
+        with keep_beating(lambda: Evaluation.objects.filter(id=evaluation.id, state=Evaluation.State.RUNNING)
+                          .update(heartbeat_at=timezone.now())), \
+                gpu_slots(kind_of(search).gpus_needed(search)) as gpu:
             Evaluation.objects.filter(id=evaluation.id).update(gpu=gpu)
             value = _evaluate(evaluation, search, gpu, log_path)
         error = None

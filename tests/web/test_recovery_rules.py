@@ -85,3 +85,32 @@ def test_a_space_stuck_uploaded_gets_its_validation_again_when_the_queue_is_empt
     SearchSpace.objects.filter(id=space.id).update(updated_at=silent_for(30))
     assert space_recovery.find_lost_work(now=timezone.now(), queue_sizes=BUSY)["spaces"] == []
     assert space_recovery.find_lost_work(now=timezone.now(), queue_sizes=EMPTY)["spaces"] == [space.id]
+
+
+def test_keep_beating_beats_from_a_thread_until_the_block_ends() -> None:
+    import time
+
+    from nasweb.recovery import keep_beating
+
+    beats: list[float] = []
+    with keep_beating(lambda: beats.append(time.monotonic()), every=0.05):
+        time.sleep(0.4)
+    count = len(beats)
+    assert count >= 4
+    time.sleep(0.2)
+    assert len(beats) == count  # stopped with the block
+
+
+@pytest.mark.django_db(transaction=True)
+def test_work_that_waits_beats_and_is_not_taken_for_lost(users) -> None:
+    import time
+
+    from nasweb.recovery import keep_beating
+
+    search = make_search(users["owner"], make_space(users["owner"]), n_evaluations=1, in_flight=1)
+    waiting = search.evaluations.get(state=Evaluation.State.RUNNING)
+    Evaluation.objects.filter(id=waiting.id).update(heartbeat_at=silent_for(30))
+    with keep_beating(lambda: Evaluation.objects.filter(id=waiting.id).update(heartbeat_at=timezone.now()),
+                      every=0.1):
+        time.sleep(0.5)  # e.g. waiting for a GPU: the caller itself does not tick
+    assert search_recovery.find_lost_work(now=timezone.now(), queue_sizes=BUSY)["evaluations"] == []
