@@ -8,6 +8,7 @@ requests reach the views instead of stopping at 404.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 
+from image_datasets.models import ImageDataset
 from searches.models import SearchInstance
 
 EXAMPLES = 6
@@ -51,8 +53,10 @@ def api_schema(users, make_search, keep_test_connection, monkeypatch) -> tuple[A
     monkeypatch.setattr("searches.engine.predict", lambda search, indices: PretrainedSpace().predict(indices))
     search = make_search(n_done=6, n_failed=1, state=SearchInstance.State.PAUSED)
     token, _ = Token.objects.get_or_create(user=users["owner"])
+    dataset = ImageDataset.objects.create(uid=uuid.uuid4(), owner=users["owner"], name="pets", state="ready",
+                                          class_names=["cat", "dog"], split_sizes={"train": 8, "validation": 2})
     pinned = {"space_id": search.space_id, "search_id": search.id, "encoding_index": 3,
-              "evaluation_id": search.evaluations.get(state="failed").id}
+              "evaluation_id": search.evaluations.get(state="failed").id, "dataset_id": dataset.id}
     schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
     return schema, pinned, {"Authorization": f"Token {token.key}"}
 
