@@ -211,12 +211,31 @@ class EvaluationRowStorage(SearchStorage):
         search.finished_count += 1
         search.spent += evaluation.cost
         if evaluation.state == Evaluation.State.DONE and evaluation.fidelity == Evaluation.Fidelity.HI and \
-                evaluation.value is not None and search.better(evaluation.value, search.best_value):
+                evaluation.value is not None and search.better(evaluation.value, search.best_value) and \
+                self._feasible(search, evaluation):
             search.best_value = evaluation.value
             search.best_index = evaluation.encoding_index
         Evaluation.objects.filter(id=evaluation.id).update(
             seq=search.finished_count, spent_after=search.spent, best_after=search.best_value)
         search.save(update_fields=["finished_count", "spent", "best_value", "best_index", "updated_at"])
+
+    @staticmethod
+    def _feasible(search: SearchInstance, evaluation: Evaluation) -> bool:
+        """Whether a result meets the search's constraints (always, without any): only feasible results
+        become the best (issue 15). Constraints on space metrics read the profile."""
+        if not search.constraints:
+            return True
+        from nastune.objectives import Goals
+        from spaces.services import load_profile
+
+        profile = load_profile(search.space)[0]
+
+        def lookup(name: str) -> tuple[Any, None, None]:
+            column = profile.get(name)
+            return column, None, None
+
+        record = {"index": evaluation.encoding_index, "value": evaluation.value, "objectives": evaluation.objectives}
+        return Goals(search.objectives, search.constraints).feasible(record, lookup)
 
     # -- indexed views -------------------------------------------------------------------------------------
     def spent(self) -> float:

@@ -185,3 +185,22 @@ def test_the_engine_targets_the_front_through_the_evaluation_rows(make_space, us
     assert final.best[1] == max(tiny_value(i) for i in evaluated)
     progress = final.pareto_progress()
     assert progress["hypervolume"][-1] > 0 and progress["front"]
+
+
+def test_only_a_feasible_result_becomes_the_searchs_best(make_search) -> None:
+    search = make_search(n_done=0, n_failed=0, n_running=2)
+    big, small = search.evaluations.filter(state="running").order_by("id")
+    Evaluation.objects.filter(id=big.id).update(encoding_index=23)  # width 16, depth 3: the most parameters
+    Evaluation.objects.filter(id=small.id).update(encoding_index=0)  # width 4, depth 1: the fewest
+    big.refresh_from_db()
+    small.refresh_from_db()
+    bound = (tiny_params(big.encoding_index) + tiny_params(small.encoding_index)) / 2
+    SearchInstance.objects.filter(id=search.id).update(
+        constraints=[{"name": "params", "op": "<=", "bound": bound}], best_value=None, best_index=None)
+    search.refresh_from_db()
+    assert EvaluationRowStorage(search).finish({"id": big.id, "value": 100.0, "budget_units": 1.0})
+    search.refresh_from_db()
+    assert search.best_value is None  # over the params bound: not the best, however good
+    assert EvaluationRowStorage(search).finish({"id": small.id, "value": 1.0, "budget_units": 1.0})
+    search.refresh_from_db()
+    assert (search.best_value, search.best_index) == (1.0, small.encoding_index)
