@@ -842,8 +842,6 @@ class SearchInstance:
             return model.predict_members(X, target, standardised=True)
 
         if self.goals.multi:
-            # stalling is judged on the hypervolume: the primary objective's best alone stalls early by design
-            reason = "explore" if self._pareto_stalled() else "acquisition"
             picks = self._pareto_picks(model, target, n - len(proposals), available, rng, p_feasible,
                                        explore=reason == "explore")
         else:
@@ -970,14 +968,7 @@ class SearchInstance:
                 break
             scores = np.zeros(n)
             if len(goals.objectives) == 2 and not explore:
-                import os
-                if os.environ.get("HW_POND"):
-                    from nastune.objectives import non_dominated_probability_2d
-                    ehvi = ehvi_2d(S, front, reference)
-                    top = ehvi.max() if ehvi.max() > 0 else 1.0
-                    scores = (non_dominated_probability_2d(S, front) + float(os.environ["HW_POND"]) * ehvi / top) * weight
-                else:
-                    scores = ehvi_2d(S, front, reference) * weight
+                scores = ehvi_2d(S, front, reference) * weight
             if not np.any(scores[avail] > 0):
                 scores = chebyshev_scores(S, front, reference, rng)
                 scores = np.where(weight > 0, scores, -np.inf)
@@ -988,15 +979,6 @@ class SearchInstance:
             avail[choice] = False
             front = np.vstack([front.reshape(-1, S.shape[2]), S[:, choice, :].mean(0)])
         return picks
-
-    def _pareto_stalled(self) -> bool:
-        """Several objectives: the last ``stall_patience`` high-fidelity results added no hypervolume."""
-        patience = int(self.options.get("stall_patience") or 0)
-        his = [e for e in self._history if e["fidelity"] == "hi" and e["value"] is not None]
-        if patience <= 0 or len(his) <= patience:
-            return False
-        curve = self.goals.progress(his, self.metric_lookup)["hypervolume"]
-        return curve[-1] <= curve[-patience - 1]
 
     def _stalled(self) -> bool:
         patience = int(self.options.get("stall_patience") or 0)
