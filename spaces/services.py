@@ -35,6 +35,7 @@ from django.utils import timezone
 from nasweb import safe_json
 from nasweb.errors import ConflictError, DomainError
 from nasweb.filecache import FileCache
+from nasweb.recovery import keep_beating
 from nasweb.uploads import check_upload_size, read_upload
 from spaces import bundle_import, examples
 from spaces.models import ProfileChunk, SearchSpace
@@ -679,7 +680,9 @@ def space_profile_chunk(*, chunk_id: int) -> None:
     if space.state != SearchSpace.State.PROFILING:
         ProfileChunk.objects.filter(id=chunk_id).update(state=ProfileChunk.State.FAILED, error="space not profiling")
         return
-    encodings = load_encodings(space)
+    # reading a large space for the first time takes seconds; the sandbox's own beats start after it
+    with keep_beating(lambda: ProfileChunk.objects.filter(id=chunk_id).update(heartbeat_at=timezone.now())):
+        encodings = load_encodings(space)
     scratch = _scratch("profile")
 
     def heartbeat(_log: str) -> bool:
