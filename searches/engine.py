@@ -12,14 +12,14 @@ from django.core.files.base import ContentFile
 from nasweb.filecache import FileCache
 from searches.models import SearchInstance
 from searches.storage import EvaluationRowStorage
-from spaces.engine import load_space
+from spaces import engine as space_engine
 
 
 def engine_for(search: SearchInstance) -> Any:
     """The engine's search for ``search``, reading and writing its evaluations through its rows."""
     from nastune import SearchInstance as EngineSearch
 
-    return EngineSearch(search.name, None, search_space=load_space(search.space), seed=search.seed,
+    return EngineSearch(search.name, None, search_space=space_engine.load_space(search.space), seed=search.seed,
                         progress=False, storage=EvaluationRowStorage(search))
 
 
