@@ -376,7 +376,7 @@ def run_user_code(
     answer_text = tail(output, 50_000_000, within=scratch)
     try:
         answer = json.loads(answer_text) if answer_text else None
-    except ValueError:
+    except (ValueError, RecursionError):  # hostile answers: malformed, or nested deeper than the parser goes
         answer = None
     if not isinstance(answer, dict):
         answer = None

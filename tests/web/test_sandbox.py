@@ -98,6 +98,14 @@ def test_a_forged_answer_without_an_error_is_still_reported(tmp_path: Path) -> N
     assert caught.value.kind == "error" and caught.value.message == "user code failed"
 
 
+def test_an_answer_nested_a_million_deep_is_a_failed_run_not_a_crashed_worker(tmp_path: Path) -> None:
+    source = ("import os\ndef evaluate(e, f):\n"
+              "    open('output.json', 'w').write('[' * 1_000_000 + ']' * 1_000_000)\n    os._exit(0)\n")
+    with pytest.raises(SandboxError) as caught:
+        evaluate(tmp_path, source)
+    assert caught.value.kind == "crashed"
+
+
 def test_on_tick_can_cancel_and_sees_the_log(tmp_path: Path) -> None:
     seen: list[str] = []
 
