@@ -137,6 +137,10 @@ class EvaluatorKind(ABC):
         return {setting.name: setting.clean(config) for setting in self.settings if setting.name not in skip}
 
 
+# The trainer's ImageNet-style augmentation (create_img_class_evaluator's defaults).
+AUGMENT_DEFAULTS = {"min_crop_scale": 0.08, "crop_pct": 0.875}
+
+
 def _ready_datasets_of(owner: Any) -> list[tuple[str, str]]:
     from image_datasets.selectors import image_dataset_choices
 
@@ -194,6 +198,10 @@ class ImageClassificationKind(EvaluatorKind):
         Setting("batch_size", "Batch size", int, default=64, low=1, high=4096),
         Setting("gpus_per_eval", "GPUs per evaluation", int, default=1, low=0, high=16),
         Setting("image_size", "Image size (px)", int, default=224, low=8, high=1024),
+        Setting("min_crop_scale", "Smallest random crop", float, default=AUGMENT_DEFAULTS["min_crop_scale"],
+                low=0.01, high=1, help="Area fraction of a training image; 1: no random crop (tiny images)."),
+        Setting("crop_pct", "Evaluation crop", float, default=AUGMENT_DEFAULTS["crop_pct"], low=0.01, high=1,
+                help="Central fraction of an evaluation image; 1: the whole image."),
         Setting("dataset_config", "Dataset configuration", str, in_form=False),
     )
 
@@ -204,6 +212,9 @@ class ImageClassificationKind(EvaluatorKind):
         clean = self.clean_settings(config, skip=frozenset() if has_low else frozenset({"epochs_lo"}))
         if not clean["user_dataset"]:
             del clean["user_dataset"]
+        for name, default in AUGMENT_DEFAULTS.items():  # stored only when changed: older searches lack them
+            if clean[name] == default:
+                del clean[name]
         if not clean["dataset_config"]:
             del clean["dataset_config"]
         if has_low and clean["epochs_lo"] >= clean["epochs_hi"]:

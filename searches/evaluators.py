@@ -123,4 +123,7 @@ def image_classification_payload(search: SearchInstance, fidelity: str, gpu: str
     }
     if config.get("dataset_config"):
         payload["dataset_config"] = config["dataset_config"]
+    for name in ("min_crop_scale", "crop_pct"):  # only searches that changed the trainer's augmentation have them
+        if name in config:
+            payload[name] = config[name]
     return payload

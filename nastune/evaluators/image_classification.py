@@ -355,6 +355,8 @@ def create_img_class_evaluator(
     *,
     train_split: str = "train",
     image_size: int = 224,
+    min_crop_scale: float = 0.08,
+    crop_pct: float = 0.875,
     optimizer: str = "sgd",
     lr: float | None = None,
     weight_decay: float | None = None,
@@ -397,6 +399,9 @@ def create_img_class_evaluator(
         reparam: call the network's ``reparameterize()`` (or its modules') before evaluation.
         epochs: training epochs; hi-fi and lo-fi evaluators differ only in this.
         batch_size: global batch size, split evenly over the processes.
+        min_crop_scale: smallest area fraction of the random crop of training images (1: no random
+            crop, for tiny images such as 8x8 digits); crop_pct: evaluation resizes the short side to
+            ``image_size / crop_pct`` and takes the central square (1: the whole image).
         optimizer, lr, weight_decay, warmup_epochs, label_smoothing: SGD (Nesterov, lr 0.1 x batch/256,
             weight decay 1e-4) or AdamW (lr 1e-3 x batch/1024, weight decay 0.05); cosine schedule
             with ``warmup_epochs`` (default min(5, epochs // 10)) of linear warm-up; label smoothing.
@@ -425,6 +430,8 @@ def create_img_class_evaluator(
             f"epochs={epochs}, batch_size={batch_size}, image_size={image_size}: use epochs >= 1, "
             "batch_size >= 1, image_size >= 8"
         )
+    if not 0 < min_crop_scale <= 1 or not 0 < crop_pct <= 1:
+        raise ValueError(f"min_crop_scale={min_crop_scale}, crop_pct={crop_pct}: both must be in (0, 1]")
     if optimizer not in ("sgd", "adamw"):
         raise ValueError(f"optimizer {optimizer!r} is not supported; use 'sgd' or 'adamw'")
     work_path = Path(work_dir) if work_dir is not None else Path.cwd() / "var" / "img-class-runs"
@@ -473,6 +480,8 @@ def create_img_class_evaluator(
         warmup_epochs=warmup_epochs,
         label_smoothing=label_smoothing,
         image_size=image_size,
+        min_crop_scale=min_crop_scale,
+        crop_pct=crop_pct,
         max_train_samples=max_train_samples,
         max_eval_samples=max_eval_samples,
         reparam=reparam,
