@@ -33,15 +33,17 @@ DEFAULT_OUT = REPO / "benchmarks" / "digits" / "digits_table.csv.xz"
 DEFAULT_PARTIAL = REPO / "var" / "digits_table.partial.csv"
 
 
-def _done_runs(partial: Path) -> set[tuple[int, str, int]]:
-    """(index, fidelity, seed) of the complete rows of ``partial``; a torn last line (killed write) is dropped."""
+def _done_runs(partial: Path, repair: bool = True) -> set[tuple[int, str, int]]:
+    """(index, fidelity, seed) of the complete rows of ``partial``; a torn last line (killed write) is ignored,
+    and with ``repair`` (our own file) also cut off, so that the next appended row starts on a line of its own."""
     if not partial.exists():
         return set()
     with partial.open(newline="", encoding="utf-8") as fh:
         lines = fh.read().splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines = lines[:-1]
-        partial.write_text("".join(lines), encoding="utf-8")
+        if repair:
+            partial.write_text("".join(lines), encoding="utf-8")
     rows = list(csv.DictReader(lines))
     return {(int(r["index"]), r["fidelity"], int(r["seed"])) for r in rows if len(r) == len(COLUMNS)}
 
@@ -53,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="only the first N encodings (smoke test)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--start", type=int, default=0, help="skip the encodings before this index (extra worker)")
+    parser.add_argument("--stop", type=int, default=None, help="skip the encodings from this index on (extra worker)")
+    parser.add_argument(
+        "--also-done",
+        type=Path,
+        action="append",
+        default=[],
+        help="another worker's partial file; its finished runs are skipped (repeatable)",
+    )
     parser.add_argument(
         "--reverse",
         action="store_true",
@@ -65,12 +75,14 @@ def main(argv: list[str] | None = None) -> int:
     encodings = build_encodings()[: args.limit]
     split = load_split()
     done = _done_runs(args.partial)
+    skipped = set().union(*(_done_runs(path, repair=False) for path in args.also_done)) - done
+    stop = len(encodings) if args.stop is None else min(args.stop, len(encodings))
     todo = [
         (i, fidelity, seed)
-        for i in range(args.start, len(encodings))
+        for i in range(args.start, stop)
         for seed in SEEDS
         for fidelity in FIDELITY_EPOCHS
-        if (i, fidelity, seed) not in done
+        if (i, fidelity, seed) not in done and (i, fidelity, seed) not in skipped
     ]
     if args.reverse:
         todo.reverse()
