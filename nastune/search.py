@@ -842,6 +842,8 @@ class SearchInstance:
             return model.predict_members(X, target, standardised=True)
 
         if self.goals.multi:
+            # stalling is judged on the hypervolume: the primary objective's best alone stalls early by design
+            reason = "explore" if self._pareto_stalled() else "acquisition"
             picks = self._pareto_picks(model, target, n - len(proposals), available, rng, p_feasible,
                                        explore=reason == "explore")
         else:
@@ -979,6 +981,15 @@ class SearchInstance:
             avail[choice] = False
             front = np.vstack([front.reshape(-1, S.shape[2]), S[:, choice, :].mean(0)])
         return picks
+
+    def _pareto_stalled(self) -> bool:
+        """Several objectives: the last ``stall_patience`` high-fidelity results added no hypervolume."""
+        patience = int(self.options.get("stall_patience") or 0)
+        his = [e for e in self._history if e["fidelity"] == "hi" and e["value"] is not None]
+        if patience <= 0 or len(his) <= patience:
+            return False
+        curve = self.goals.progress(his, self.metric_lookup)["hypervolume"]
+        return curve[-1] <= curve[-patience - 1] * (1 + 1e-9)  # equal up to rounding: no progress
 
     def _stalled(self) -> bool:
         patience = int(self.options.get("stall_patience") or 0)

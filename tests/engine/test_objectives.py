@@ -228,3 +228,19 @@ def test_the_same_seed_gives_the_same_pareto_history(tmp_path: Path) -> None:
         s.run_search(8)
         runs.append([(e["index"], e["value"]) for e in s.history])
     assert runs[0] == runs[1]
+
+
+def test_a_pareto_search_explores_when_the_hypervolume_stalls_not_the_primary(tmp_path: Path) -> None:
+    space = grid_space(tmp_path)
+    s = SearchInstance("mo", None, search_space=space, seed=0, progress=False, n_initial=2, stall_patience=3,
+                       objectives={"accuracy": "max", "latency": "min"})
+    # the slowest cell is the most accurate; then ever faster, less accurate cells: the primary objective's
+    # best never improves, but each result widens the front
+    for encoding, acc in (((3, 3, 3), 100.0), ((2, 2, 2), 50.0), ((1, 1, 1), 20.0), ((0, 0, 0), 5.0)):
+        s.tell(space.index_of(encoding), "hi", {"accuracy": acc})
+    assert s.ask(1)[0].reason == "acquisition"
+    # three dominated results in a row: the hypervolume stalls
+    for encoding in ((3, 3, 2), (3, 2, 3)):
+        s.tell(space.index_of(encoding), "hi", {"accuracy": 1.0})
+    s.tell(s.pending[0]["index"], "hi", {"accuracy": 0.5})
+    assert s.ask(1)[0].reason == "explore"
