@@ -204,3 +204,27 @@ def test_only_a_feasible_result_becomes_the_searchs_best(make_search) -> None:
     assert EvaluationRowStorage(search).finish({"id": small.id, "value": 1.0, "budget_units": 1.0})
     search.refresh_from_db()
     assert (search.best_value, search.best_index) == (1.0, small.encoding_index)
+
+
+def test_a_tabular_evaluator_returns_the_objectives_of_its_columns(make_search, tmp_path) -> None:
+    from django.core.files.base import ContentFile
+
+    from searches import evaluator_kinds
+    from searches.evaluators import EvaluationRequest
+    from usercode import SandboxLimits
+
+    search = make_search(n_done=0, n_failed=0, n_running=0)
+    table = "index,hi,lo,Energy\n" + "".join(f"{i},{i / 10},{i / 20},{100 - i}\n" for i in range(len(TINY_ENCODINGS)))
+    search.evaluator_table.save("table2.csv", ContentFile(table.encode()), save=False)
+    search.objectives = [["accuracy", "max"], ["energy", "min"]]
+    search.constraints = [{"name": "params", "op": "<=", "bound": 1e9}]
+    search.save()
+
+    def request(fidelity: str) -> EvaluationRequest:
+        return EvaluationRequest(search=search, encoding=TINY_ENCODINGS[7], encoding_index=7, fidelity=fidelity,
+                                 log_path=tmp_path / f"{fidelity}.log", scratch=tmp_path, runs_folder=tmp_path, gpu="",
+                                 limits=SandboxLimits(), on_tick=lambda tail: True, tick_s=0.1, log_tail_chars=100)
+
+    kind = evaluator_kinds.get("tabular")
+    assert kind.run(request("hi")) == {"accuracy": 0.7, "energy": 93.0}  # params comes from the profile
+    assert kind.run(request("lo")) == 0.35  # the low fidelity screens the primary objective only
