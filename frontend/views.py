@@ -275,6 +275,10 @@ def _clone_initial(search: SearchInstance) -> dict[str, Any]:
         "lo_fi_cost": forms._shown(spec.lo_fi_cost), "parallelism": spec.parallelism, "seed": spec.seed,
         "acquisition": spec.acquisition, "direction": spec.direction, "evaluator_source": spec.evaluator_source,
         "clone_of": search.id,
+        # hardware-aware goals in the form's text
+        "objectives": ", ".join(f"{name}:{direction}" for name, direction in spec.objectives),
+        "constraints": "; ".join(f"{c['name']} {c['op']} {c['bound']:g}" for c in spec.constraints),
+        "reference_point": ", ".join(f"{name}={value:g}" for name, value in spec.reference_point.items()),
     }
     for key, value in spec.evaluator_config.items():
         initial[key] = forms._shown(value)

@@ -243,6 +243,8 @@ def search_clone_spec(*, search: SearchInstance, **changes: Any) -> SearchSpec:
         hi_fi_cost=search.hi_fi_cost, lo_fi_cost=search.lo_fi_cost, parallelism=search.parallelism, seed=search.seed,
         acquisition=search.acquisition, direction=search.direction, evaluator_config=dict(search.evaluator_config),
         evaluator_source=search.evaluator_source, evaluator_table=table,
+        objectives=list(search.objectives or []), constraints=list(search.constraints or []),
+        reference_point=dict(search.reference_point or {}),
     )
     return dataclasses.replace(spec, **changes)
 

@@ -54,3 +54,15 @@ def test_a_single_objective_dashboard_has_no_hypervolume_section(owner_client, s
     search = make_search(users["owner"], space)
     page = owner_client.get(f"/searches/{search.id}/").content.decode()
     assert 'id="hv-chart"' not in page and "hardware.js" not in page
+
+
+def test_cloning_keeps_objectives_constraints_and_reference(owner_client, space, users) -> None:
+    _post(owner_client, space, objectives="hi:max, latency:min", constraints="energy <= 30", reference_point="hi=40")
+    original = SearchInstance.objects.get(owner=users["owner"])
+    page = owner_client.get(f"/searches/new/?clone={original.id}").content.decode()
+    assert 'value="hi:max, latency:min"' in page and 'value="energy &lt;= 30"' in page and 'value="hi=40"' in page
+    from searches import services
+
+    copy = services.search_clone(search=original, owner=users["owner"])
+    assert (copy.objectives, copy.constraints, copy.reference_point) == (
+        original.objectives, original.constraints, original.reference_point)
