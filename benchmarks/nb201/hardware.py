@@ -292,6 +292,33 @@ def report() -> str:
         if rows:
             taus = [r["tau"] for r in rows]
             lines.append(f"| {DATASET_LABEL[ds]} | {len(rows)} | {np.median(taus):.3f} | {min(taus):.3f} |")
+    lines += ["", "## Targets", ""]
+
+    def median_steps(ds: str) -> tuple[float, int]:
+        rows = [r for r in cons if r["dataset"] == ds and r["method"] == "nastune-constrained"]
+        steps = [r["to_optimum"] if r["found"] else math.inf for r in rows]
+        return (float(np.percentile(steps, 50, method="higher")) if steps else math.nan), len(rows)
+
+    med, n = median_steps("cifar10")
+    verdict = "met" if med <= TARGET_CONSTRAINED_MEDIAN else "missed"
+    lines.append(f"* Constrained, CIFAR-10: median {med:g} evaluations over {n} runs, target <= "
+                 f"{TARGET_CONSTRAINED_MEDIAN}: **{verdict}**.")
+    for ds in DATASETS:
+        rows = [r for r in par if r["dataset"] == ds and r["method"] == "nastune-pareto"]
+        if rows:
+            share = float(np.median([r["share"] for r in rows]))
+            verdict = "met" if share >= TARGET_PARETO_SHARE else "missed"
+            lines.append(f"* Pareto, {DATASET_LABEL[ds]}: median share {share:.0%} over {len(rows)} runs, target "
+                         f">= {TARGET_PARETO_SHARE:.0%}: **{verdict}**.")
+        rows = [r for r in sub if r["dataset"] == ds]
+        if rows:
+            tau = float(np.median([r["tau"] for r in rows]))
+            verdict = "met" if tau >= TARGET_SUBSET_TAU else "missed"
+            lines.append(f"* Latency from a 5% subset, {DATASET_LABEL[ds]}: median tau {tau:.3f} over {len(rows)} "
+                         f"runs, target >= {TARGET_SUBSET_TAU}: **{verdict}**.")
+    notes = REPORT.with_name("nb201_hardware_notes.md")
+    if notes.exists():  # hand-written reading of the figures, kept across regenerations
+        lines += ["", notes.read_text().rstrip()]
     return "\n".join(lines) + "\n"
 
 
