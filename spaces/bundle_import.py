@@ -120,8 +120,7 @@ def without_paths(message: str, path: Path, shown_name: str) -> str:
 def space_import_bundle_file(*, space_id: int) -> None:
     """Worker side of a bundle import: load the space's stored bundle and make the space ready (or failed,
     with the reason). Idempotent: only an ``uploaded`` space is claimed."""
-    from nastune import BundleError, NastuneError, load_search_space
-    from spaces import services
+    from spaces import engine, services
 
     claimed = SearchSpace.objects.filter(id=space_id, state=SearchSpace.State.UPLOADED).update(
         state=SearchSpace.State.VALIDATING, updated_at=timezone.now())
@@ -131,7 +130,7 @@ def space_import_bundle_file(*, space_id: int) -> None:
     path = Path(space.bundle_file.path)
     try:
         verify_archive(path, max_bytes=max_bytes())  # the stored file is the one loaded below
-        engine_space = load_search_space(path)
+        engine_space = engine.load_bundle_space(path)
         if engine_space.surrogate is None:
             raise BundleRefused("the bundle has no pretrained surrogate; preprocess it first")
         encodings = [list(encoding) for encoding in engine_space.encodings]
@@ -140,7 +139,7 @@ def space_import_bundle_file(*, space_id: int) -> None:
     except DomainError as exc:
         services._fail(space_id, f"import failed: {without_paths(exc.reason, path, 'the bundle')}")
         return
-    except (BundleError, NastuneError, ValueError, KeyError, OSError) as exc:
+    except (engine.BundleError, engine.NastuneError, ValueError, KeyError, OSError) as exc:
         reason = without_paths(str(exc), path, "the bundle")
         services._fail(space_id, f"import failed: not a readable NASWeb bundle: {reason}")
         return

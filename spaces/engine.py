@@ -1,4 +1,9 @@
-"""The web app's one doorway into ``nastune`` for spaces: pretraining, bundles, cached loading."""
+"""The spaces app's one doorway into ``nastune``: validating encodings, profile tables, bundles, pretraining,
+cached loading, device latencies. Nothing else in ``spaces/`` imports ``nastune``.
+
+The light engine modules (errors, bundle files, profile tables, device-latency tables) are imported here;
+what needs torch (``nastune.space``, ``nastune.profiling``) only inside the functions that use it, so the
+web process does not load torch."""
 
 from __future__ import annotations
 
@@ -10,12 +15,34 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from django.conf import settings
 
+from nastune.bundle import read_bundle, write_bundle
+from nastune.device_latency import DeviceLatencyError, device_metric_name, parse_latency_csv
+from nastune.errors import BundleError, EncodingError, NastuneError
+from nastune.profile_csv import read_profile_csv, write_profile_csv
 from nasweb.filecache import FileCache
 from spaces import examples
 from spaces.models import SearchSpace
 
 if TYPE_CHECKING:
     import nastune
+
+__all__ = [
+    "BundleError",
+    "DeviceLatencyError",
+    "EncodingError",
+    "NastuneError",
+    "device_metric_name",
+    "encoding_table",
+    "feature_spec",
+    "load_bundle_space",
+    "load_space",
+    "parse_latency_csv",
+    "profile_metrics",
+    "read_bundle",
+    "read_profile_csv",
+    "write_bundle",
+    "write_profile_csv",
+]
 
 QUALITY_SAMPLE = 300
 _spaces: FileCache[nastune.SearchSpace] = FileCache(size=4)
@@ -115,3 +142,40 @@ def prediction_rows(indices: list[int], encodings: Any, predicted: dict[str, tup
         }
         for row, index in enumerate(indices)
     ]
+
+
+def encoding_table(encodings: list[Any]) -> Any:
+    """The engine's validated, column-stored encodings.
+
+    Raises:
+        EncodingError: the encodings are not usable (the message names the encoding and the fix).
+    """
+    from nastune.space import validate_encodings
+
+    return validate_encodings(encodings)
+
+
+def feature_spec(table: Any, position_kinds: list[str | None] | None) -> list[dict[str, Any]]:
+    """The engine's feature spec of ``table`` (``position_kinds``: one engine kind per position, ``None``
+    to infer it; or ``None`` to infer all).
+
+    Raises:
+        EncodingError: a kind does not fit its position's values.
+    """
+    from nastune.space import infer_feature_spec
+
+    return infer_feature_spec(table, position_kinds)
+
+
+def profile_metrics() -> tuple[str, ...]:
+    """The metrics the engine profiles by default."""
+    from nastune.profiling import PROFILE_METRICS
+
+    return PROFILE_METRICS
+
+
+def load_bundle_space(path: str | Path) -> nastune.SearchSpace:
+    """A bundle file as the engine's search space (not cached: an upload being imported)."""
+    from nastune import load_search_space
+
+    return load_search_space(path)

@@ -56,9 +56,9 @@ def space_encodings(*, space: SearchSpace, indices: Any) -> list[dict[str, Any]]
 def space_predictions(*, space: SearchSpace, indices: Any) -> list[dict[str, Any]]:
     """What the space's pretrained surrogate predicts for these candidates:
     ``[{index, encoding, metrics: {metric: {mean, std}}}]`` (non-finite numbers as ``None``)."""
-    from nastune import NastuneError
     from nasweb.errors import ConflictError
     from spaces import engine
+    from spaces.engine import NastuneError
 
     if space.state != SearchSpace.State.READY or not space.bundle_file:
         raise ConflictError(None, f"the search space is {space.state}; predictions need its pretrained surrogate")

@@ -37,7 +37,7 @@ from nasweb.errors import ConflictError, DomainError
 from nasweb.filecache import FileCache
 from nasweb.recovery import keep_beating
 from nasweb.uploads import check_upload_size, read_upload
-from spaces import bundle_import, examples
+from spaces import bundle_import, engine, examples
 from spaces.models import ProfileChunk, SearchSpace
 from usercode import SandboxError, SandboxLimits, run_user_code
 
@@ -139,22 +139,18 @@ def engine_feature_spec(feature_summary: list[dict[str, Any]]) -> list[str | Non
 def validate_encodings(encodings: list[Any], position_types: Any = None) -> dict[str, Any]:
     """Validate with the engine; returns the count, length and a per-position feature summary (each entry's
     ``type`` is its position type, ``requested`` the one the user chose, if any)."""
-    from nastune import EncodingError
-    from nastune.space import infer_feature_spec
-    from nastune.space import validate_encodings as engine_validate
-
     if len(encodings) > settings.NASWEB_MAX_ENCODINGS:
         raise SpaceValidationError(
             "encodings", f"{len(encodings)} encodings exceed the limit of {settings.NASWEB_MAX_ENCODINGS} "
             "(NASWEB_MAX_ENCODINGS)")
     try:
-        table = engine_validate(encodings)
-    except EncodingError as exc:
+        table = engine.encoding_table(encodings)
+    except engine.EncodingError as exc:
         raise SpaceValidationError("encodings", str(exc)) from None
     chosen = clean_position_types(position_types, table.length)
     try:
-        spec = infer_feature_spec(table, [POSITION_TYPES[kind] for kind in chosen] if chosen else None)
-    except EncodingError as exc:
+        spec = engine.feature_spec(table, [POSITION_TYPES[kind] for kind in chosen] if chosen else None)
+    except engine.EncodingError as exc:
         raise SpaceValidationError("position_types" if chosen else "encodings", str(exc)) from None
     summary = []
     for position, item in enumerate(spec):
@@ -362,9 +358,7 @@ BUNDLE_DETAILS = "nasweb.json"
 
 def _bundle_details(path: Path) -> dict[str, Any]:
     """The web details of a bundle (checked like any member; a bundle written by nastune has none)."""
-    from nastune.bundle import read_bundle
-
-    data = read_bundle(path)[1].get(BUNDLE_DETAILS)
+    data = engine.read_bundle(path)[1].get(BUNDLE_DETAILS)
     if data is None:
         return {}
     try:
@@ -387,12 +381,9 @@ def _bundle_details(path: Path) -> dict[str, Any]:
 def space_bundle_file(*, space: SearchSpace) -> Any:
     """An open binary file of the space's bundle with its web details added as ``nasweb.json`` (the stored
     bundle is the engine's; a re-import of the download keeps the description and sample input shape)."""
-    from nastune import BundleError
-    from nastune.bundle import read_bundle, write_bundle
-
     try:
-        manifest, members = read_bundle(space.bundle_file.path)
-    except BundleError:  # served as stored: whoever imports it gets the checksum error, with its member named
+        manifest, members = engine.read_bundle(space.bundle_file.path)
+    except engine.BundleError:  # served as stored: whoever imports it gets the checksum error, with its member named
         logger.warning("bundle of space %s cannot be read; served without its web details", space.id)
         return space.bundle_file.open("rb")
     details = {"description": space.description, "sample_input_shape": space.sample_input_shape,
@@ -400,7 +391,7 @@ def space_bundle_file(*, space: SearchSpace) -> Any:
     members = {**members, BUNDLE_DETAILS: json.dumps(details).encode()}
     folder = Path(tempfile.mkdtemp(prefix="nasweb-download-"))
     try:
-        written = write_bundle(folder / "space.nastune", members, name=manifest.get("name") or space.name,
+        written = engine.write_bundle(folder / "space.nastune", members, name=manifest.get("name") or space.name,
                                created=manifest.get("created"))
         return written.open("rb")  # still readable after its folder is removed (POSIX)
     finally:
@@ -460,11 +451,10 @@ class _EncodingLookup:
         return self._n
 
     def index_of(self, encoding: Any) -> int:
-        from nastune.errors import EncodingError
 
         index = self._index.get(json.dumps(list(encoding)))
         if index is None:
-            raise EncodingError("no such encoding in the space")
+            raise engine.EncodingError("no such encoding in the space")
         return index
 
 
@@ -478,19 +468,18 @@ def space_add_device_latencies(*, space: SearchSpace, device: str, data: bytes) 
         SpaceValidationError: ``device`` unnamed, or ``file`` unreadable or with a bad row (the reason names it).
         ConflictError: the space is not ready.
     """
-    from nastune.device_latency import DeviceLatencyError, device_metric_name, parse_latency_csv
 
     try:
-        name = device_metric_name(device)
-    except DeviceLatencyError as exc:
+        name = engine.device_metric_name(device)
+    except engine.DeviceLatencyError as exc:
         raise SpaceValidationError("device", exc.reason) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise SpaceValidationError("file", "not a UTF-8 CSV file") from None
     try:
-        latencies = parse_latency_csv(text, _EncodingLookup(load_encodings(space)))
-    except DeviceLatencyError as exc:
+        latencies = engine.parse_latency_csv(text, _EncodingLookup(load_encodings(space)))
+    except engine.DeviceLatencyError as exc:
         raise SpaceValidationError("file", str(exc)) from None
     if len(latencies) < MIN_DEVICE_LATENCIES:
         raise SpaceValidationError("file", f"{len(latencies)} latencies are too few to learn from; upload at least "
@@ -574,9 +563,7 @@ _encodings_cache: FileCache[list[list[Any]]] = FileCache(size=4)
 
 def _profile_metrics() -> tuple[str, ...]:
     """The engine's profiled metrics (imported on use: the web process does not load torch)."""
-    from nastune.profiling import PROFILE_METRICS
-
-    return PROFILE_METRICS
+    return engine.profile_metrics()
 
 
 def load_encodings(space: SearchSpace) -> list[list[Any]]:
@@ -768,9 +755,7 @@ def _collect_chunks(space: SearchSpace) -> tuple[dict[str, np.ndarray], dict[int
 
 def _store_profile(space: SearchSpace, profile: dict[str, np.ndarray], failures: dict[int, str]) -> None:
     """Write the profile table (:mod:`nastune.profile_csv`, the bundle's format) to the space's files."""
-    from nastune.profile_csv import write_profile_csv
-
-    data = write_profile_csv(profile, space.n_encodings, failures)
+    data = engine.write_profile_csv(profile, space.n_encodings, failures)
     space.profile_file.save("profile.csv", ContentFile(data), save=False)
     space.metrics = sorted(profile)
     space.profile_failures = len(failures)
@@ -778,12 +763,10 @@ def _store_profile(space: SearchSpace, profile: dict[str, np.ndarray], failures:
 
 def load_profile(space: SearchSpace) -> tuple[dict[str, np.ndarray], dict[int, str]]:
     """The stored profile table: metric -> (n,) float array with NaN, and index -> error."""
-    from nastune.profile_csv import read_profile_csv
-
     if not space.profile_file:
         return {}, {}
     with space.profile_file.open("rb") as handle:
-        return read_profile_csv(handle.read(), space.n_encodings)
+        return engine.read_profile_csv(handle.read(), space.n_encodings)
 
 
 def space_pretrain(*, space_id: int) -> None:
@@ -799,8 +782,6 @@ def space_pretrain(*, space_id: int) -> None:
             _fail(space_id, "no encoding could be profiled, so there is nothing to pretrain on; "
                   "see the profile table for each encoding's error")
             return
-        from spaces import engine
-
         quality = engine.surrogate_quality(space, load_encodings(space), usable)
         profiled = int(np.any([np.isfinite(v) for v in usable.values()], axis=0).sum())
         for metric, values in usable.items():
