@@ -31,6 +31,10 @@ Metrics (one float per encoding, NaN when not measured):
     the input, allocated before, are not included; the output and temporary workspaces are.
 ``naswot``, ``log_synflow`` (with ``proxies=True``)
     Training-free accuracy proxies, see :mod:`nastune.proxies`.
+``arch:0`` ... (with ``architecture=True``)
+    The architecture features of :mod:`nastune.features`, read from the network as built (on the meta
+    device when it can be built there); ``SearchSpace.preprocess`` moves them out of the profile into
+    ``SearchSpace.architecture_raw``.
 
 Profiling runs in this process (``isolate=False``; a timeout can then only interrupt Python code) or in
 spawned worker processes (``isolate=True``, default when ``threads > 1``) that are killed on timeout or
