@@ -241,6 +241,13 @@ def _seeds(text: str) -> list[int]:
     return out
 
 
+def _seed_text(seeds: Any) -> str:
+    ordered = sorted(set(seeds))
+    if ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}-{ordered[-1]}" if len(ordered) > 1 else str(ordered[0])
+    return ",".join(map(str, ordered))
+
+
 def report() -> str:
     lines = ["# NAS-Bench-201: hardware-aware search (issue 15)", "",
              "Produced by `python -m benchmarks.nb201.hardware` (see its docstring). Objectives: mean 200-epoch "
@@ -264,8 +271,9 @@ def report() -> str:
                 v = float(np.percentile(steps, p, method="higher"))
                 return "> 150" if not math.isfinite(v) else f"{v:g}"
 
-            lines.append(f"| {DATASET_LABEL[ds]} | {label} | {len(rows)} (seeds {min(r['seed'] for r in rows)}-"
-                         f"{max(r['seed'] for r in rows)}) | {sum(r['found'] for r in rows)}/{len(rows)} | {q(50)} | "
+            seeds = _seed_text(r["seed"] for r in rows)
+            lines.append(f"| {DATASET_LABEL[ds]} | {label} | {len(rows)} (seeds {seeds}) | "
+                         f"{sum(r['found'] for r in rows)}/{len(rows)} | {q(50)} | "
                          f"{q(90)} | {np.mean([r['infeasible'] for r in rows]):.1f} |")
     par = _load("pareto")
     lines += ["", "## Pareto: share of the true Pareto-optimal cells evaluated within 150", "",
@@ -281,7 +289,8 @@ def report() -> str:
             shares = [r["share"] for r in rows]
             hv = [np.mean([r["hypervolume"][min(k, len(r["hypervolume"])) - 1] / r["hypervolume_max"]
                            for r in rows]) for k in (25, 50, 100, 150)]
-            lines.append(f"| {DATASET_LABEL[ds]} | {rows[0]['front_size']} | {label} | {len(rows)} | "
+            lines.append(f"| {DATASET_LABEL[ds]} | {rows[0]['front_size']} | {label} | "
+                         f"{len(rows)} (seeds {_seed_text(r['seed'] for r in rows)}) | "
                          f"{np.median(shares):.0%} | {min(shares):.0%} | " + " | ".join(f"{h:.3f}" for h in hv) + " |")
     sub = _load("subset")
     lines += ["", "## Device latency from a 5% subset", "",
@@ -291,7 +300,8 @@ def report() -> str:
         rows = [r for r in sub if r["dataset"] == ds]
         if rows:
             taus = [r["tau"] for r in rows]
-            lines.append(f"| {DATASET_LABEL[ds]} | {len(rows)} | {np.median(taus):.3f} | {min(taus):.3f} |")
+            lines.append(f"| {DATASET_LABEL[ds]} | {len(rows)} (seeds {_seed_text(r['seed'] for r in rows)}) | "
+                         f"{np.median(taus):.3f} | {min(taus):.3f} |")
     lines += ["", "## Targets", ""]
 
     def median_steps(ds: str) -> tuple[float, int]:
