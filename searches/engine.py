@@ -1,5 +1,8 @@
-"""The search side's one doorway into ``nastune``: the engine's search over a web search's rows
-(:class:`searches.storage.EvaluationRowStorage`), its stored fine-tuned surrogate, its predictions."""
+"""The searches app's one doorway into ``nastune``: the engine's search over a web search's rows
+(:class:`searches.storage.EvaluationRowStorage`, on the engine's storage contract), its stored fine-tuned
+surrogate, its predictions, and the engine's numbers behind the charts (curves, fronts, goals,
+position importance). Nothing else in ``searches/`` imports ``nastune``; the modules imported here need
+no torch, so the web process does not load it."""
 
 from __future__ import annotations
 
@@ -9,15 +12,34 @@ from typing import Any
 import numpy as np
 from django.core.files.base import ContentFile
 
+from nastune.analysis import best_curve, expected_random_search_curve, non_dominated
+from nastune.errors import NastuneError, SearchError
+from nastune.importance import position_importance
+from nastune.objectives import Goals
+from nastune.storage import SearchStorage
 from nasweb.filecache import FileCache
 from searches.models import SearchInstance
-from searches.storage import EvaluationRowStorage
 from spaces import engine as space_engine
+
+__all__ = [
+    "Goals",
+    "NastuneError",
+    "SearchError",
+    "SearchStorage",
+    "best_curve",
+    "engine_for",
+    "expected_random_search_curve",
+    "non_dominated",
+    "position_importance",
+    "predict",
+    "save_surrogate",
+]
 
 
 def engine_for(search: SearchInstance) -> Any:
     """The engine's search for ``search``, reading and writing its evaluations through its rows."""
     from nastune import SearchInstance as EngineSearch
+    from searches.storage import EvaluationRowStorage
 
     return EngineSearch(search.name, None, search_space=space_engine.load_space(search.space), seed=search.seed,
                         progress=False, storage=EvaluationRowStorage(search))

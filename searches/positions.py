@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nastune.importance import position_importance
+from searches.engine import position_importance
 from searches.models import Evaluation, SearchInstance
 
 POINTS_MAX = 5000

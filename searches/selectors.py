@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from django.db.models import QuerySet
 
-from nastune.analysis import best_curve, expected_random_search_curve, non_dominated
 from nasweb.errors import NotFoundError
+from searches.engine import best_curve, expected_random_search_curve, non_dominated
 from searches.models import Evaluation, SearchInstance
 
 FEED_LIMIT = 500  # a catch-up poll pages through with `more`; 2,000 rows cost 0.4 s
@@ -233,9 +233,8 @@ def search_hypervolume(*, search: SearchInstance) -> dict[str, Any]:
     """A search with objectives: the dominated hypervolume after every finished evaluation and the feasible
     front so far (:meth:`nastune.objectives.Goals.progress`); objectives that are space metrics (profiled or
     uploaded) are read from the profile, the others from what the evaluator returned."""
-    from nastune.errors import SearchError
-    from nastune.objectives import Goals
     from nasweb.errors import ConflictError
+    from searches.engine import Goals, SearchError
     from searches.storage import EvaluationRowStorage
     from spaces.services import load_profile
 
@@ -278,9 +277,9 @@ def search_reference_curve(*, search: SearchInstance) -> dict[str, Any]:
 def search_predictions(*, search: SearchInstance, indices: Any) -> list[dict[str, Any]]:
     """The search's surrogate (fine-tuned on its evaluations so far) for these candidates:
     ``[{index, encoding, predictions: {name: {mean, std}}}]``."""
-    from nastune import NastuneError
     from nasweb.errors import ConflictError
     from searches import engine
+    from searches.engine import NastuneError
     from spaces.engine import load_space, prediction_rows
 
     if not search.space.bundle_file:

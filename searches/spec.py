@@ -102,9 +102,8 @@ def goals_from_input(objectives: Any, constraints: Any, reference_point: Any) ->
     """
     import json
 
-    from nastune.errors import SearchError
-    from nastune.objectives import Goals
     from nasweb import safe_json
+    from searches.engine import Goals, SearchError
 
     def as_data(value: Any, field_name: str) -> Any:
         if isinstance(value, str) and value.strip()[:1] in ("[", "{"):  # JSON text from a multipart form

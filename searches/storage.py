@@ -22,7 +22,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from nastune.storage import SearchStorage
+from searches.engine import SearchStorage
 from searches.models import Evaluation, SearchInstance
 
 #: Size of the initial design of web searches (the engine's default).
@@ -225,7 +225,7 @@ class EvaluationRowStorage(SearchStorage):
         become the best (issue 15). Constraints on space metrics read the profile."""
         if not search.constraints:
             return True
-        from nastune.objectives import Goals
+        from searches.engine import Goals
         from spaces.services import load_profile
 
         profile = load_profile(search.space)[0]

@@ -37,6 +37,8 @@ def test_every_route_with_an_object_id_is_covered() -> None:
 @pytest.fixture
 def scenery(make_search) -> dict[str, Any]:
     search = make_search(n_done=4, n_failed=1, state=SearchInstance.State.FINISHED)
+    search.objectives = [["hi", "max"], ["params", "min"]]  # so its hypervolume route answers too
+    search.save(update_fields=["objectives"])
     NetworkSummary.objects.create(space=search.space, encoding_index=3, state="done", text="net")
     dataset = ImageDataset.objects.create(uid=uuid.uuid4(), owner=search.owner, name="pets", state="failed",
                                           failure_reason="one class")
