@@ -10,6 +10,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("spaces/", views.space_list, name="space-list"),
     path("spaces/new/", views.space_new, name="space-new"),
+    path("spaces/new/positions/", views.space_infer_positions, name="space-infer-positions"),
     path("spaces/<int:space_id>/", views.space_detail, name="space-detail"),
     path("spaces/<int:space_id>/delete/", views.space_delete, name="space-delete"),
     path("spaces/<int:space_id>/annotate/", views.space_annotate, name="space-annotate"),

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -130,6 +130,22 @@ def space_new(request: HttpRequest) -> HttpResponse:
         "forms": space_forms, "active": active if active in SPACE_FORMS else "upload",
         "examples": forms.available_examples(),
     })
+
+
+@page
+@require_POST
+def space_infer_positions(request: HttpRequest) -> HttpResponse:
+    """The New space form's preview of each position's type. A file the engine refuses is an ordinary,
+    explained mistake: answered 200 with ``{"errors": [...]}`` like the form itself (a 4xx would be a
+    console error in the browser), where the API answers 400."""
+    upload = request.FILES.get("encodings")
+    if upload is None:
+        return JsonResponse({"errors": [{"field": "encodings", "reason": "choose an encodings file"}]})
+    try:
+        positions = space_services.space_infer_positions(encodings_upload=upload)
+    except DomainError as exc:
+        return JsonResponse({"errors": [{"field": exc.field, "reason": exc.reason}]})
+    return JsonResponse({"positions": positions})
 
 
 def _pipeline_steps(space: SearchSpace) -> list[dict[str, str]]:

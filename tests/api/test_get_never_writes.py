@@ -77,6 +77,7 @@ NO_GET_ROUTES: dict[str, tuple[str, str]] = {
     "spaces/<int:space_id>/delete/": ("/spaces/{space_id}/delete/", "session"),
     "spaces/<int:space_id>/annotate/": ("/spaces/{space_id}/annotate/", "session"),
     "spaces/<int:space_id>/results/": ("/spaces/{space_id}/results/", "session"),
+    "spaces/new/positions/": ("/spaces/new/positions/", "session"),
     "searches/<int:search_id>/evaluations/<int:evaluation_id>/retry/":
         ("/searches/{search_id}/evaluations/{evaluation_id}/retry/", "session"),
     "searches/<int:search_id>/delete/": ("/searches/{search_id}/delete/", "session"),

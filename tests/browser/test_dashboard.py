@@ -162,8 +162,9 @@ def test_new_user_uploads_a_space_runs_a_live_search_and_shares_the_bundle(
     expect(page.locator("#evaluations-table tbody .badge", has_text="running")).to_have_count(0)
     expect(page.locator("#evaluations-table")).to_contain_text(f"of {search.evaluations.count()}")
     page.evaluate("window.__sameDocument = 'sorting'")
-    page.get_by_role("link", name="Encoding", exact=True).click()  # sort by encoding index, in place
-    expect(page.locator("#evaluations-table th[aria-sort=descending]")).to_contain_text("Encoding")
+    # sort by encoding index, in place (the index column is "Candidate" next to one column per position)
+    page.get_by_role("link", name="Candidate", exact=True).click()
+    expect(page.locator("#evaluations-table th[aria-sort=descending]")).to_contain_text("Candidate")
     assert page.evaluate("window.__sameDocument") == "sorting"
     assert "ordering=-encoding_index" in page.url  # the address keeps the table's state
 

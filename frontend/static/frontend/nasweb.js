@@ -224,9 +224,11 @@
       box.hidden = false;
       box.replaceChildren(NASWeb.el("p", { class: "muted", text: "Reading the positions…" }));
       try {
-        const positions = await request(box.dataset.inferUrl, {
+        const answer = await request(box.dataset.inferUrl, {
           method: "POST", body, headers: { Accept: "application/json", "X-CSRFToken": NASWeb.csrfToken() },
         });
+        if (answer.errors) throw new Error(answer.errors.map((e) => e.reason).join("; "));
+        const positions = answer.positions;
         const chosen = text.value.split(",").map((value) => value.trim());
         const selects = positions.map((position) => {
           const values = position.values ? position.values.slice(0, 6).map((v) => (typeof v === "string" ? v : JSON.stringify(v))).join(", ") +
