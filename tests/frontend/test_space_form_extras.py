@@ -54,7 +54,7 @@ def test_position_types_from_the_form_reach_the_space(owner_client) -> None:
     assert [(entry["type"], entry.get("requested")) for entry in summary] == [
         ("numeric", "numeric"), ("categorical", "categorical")]
     page = owner_client.get("/spaces/new/").content.decode()
-    assert 'id="position-types" data-infer-url="/api/spaces/infer-positions/"' in page
+    assert 'id="position-types" data-infer-url="/spaces/new/positions/"' in page
 
 
 def test_a_bad_position_type_is_shown_next_to_its_field(owner_client) -> None:
