@@ -723,21 +723,22 @@ class SearchInstance:
         proposals = self._propose(n, rng, ask_number)
         if not proposals:  # nothing changes: a later ask (e.g. after a budget increase) draws the same numbers
             return []
-        self._n_asks += 1
-        self._storage.create_pending([
-                {
-                    "index": p.index,
-                    "encoding": list(p.encoding),
-                    "fidelity": p.fidelity,
-                    "ask": ask_number,
-                    "asked_at": _now(),
-                    "predicted_mean": p.predicted_mean,
-                    "predicted_std": p.predicted_std,
-                    "reason": p.reason,
-                }
-            for p in proposals
-        ])
-        self._save()
+        with self._storage.batch():  # proposals and the ask counter are written together
+            self._n_asks += 1
+            self._storage.create_pending([
+                    {
+                        "index": p.index,
+                        "encoding": list(p.encoding),
+                        "fidelity": p.fidelity,
+                        "ask": ask_number,
+                        "asked_at": _now(),
+                        "predicted_mean": p.predicted_mean,
+                        "predicted_std": p.predicted_std,
+                        "reason": p.reason,
+                    }
+                for p in proposals
+            ])
+            self._save()
         return proposals
 
     def _affordable(self, fidelity: str, planned: float) -> bool:

@@ -19,7 +19,7 @@ import json
 import os
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,12 @@ class SearchStorage(ABC):
     def withdraw(self, index: int, fidelity: str) -> bool:
         """Forget a pending evaluation that will never finish; whether there was one."""
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group several writes into one (a search's ask records its proposals and its ask counter together,
+        so a process killed in between cannot keep one without the other). Default: writes as they come."""
+        yield
+
     def fail(self, record: Mapping[str, Any], error: str) -> None:
         """Record a failed evaluation (``value`` ``None``, ``error`` set)."""
         self.finish({**record, "value": None, "error": error})
@@ -124,6 +130,8 @@ class InMemoryStorage(SearchStorage):
         self._config: dict[str, Any] | None = None
         self._history: list[dict[str, Any]] = []
         self._pending: list[dict[str, Any]] = []
+        self._batch_depth = 0
+        self._dirty = False
         if state is not None:
             self._restore(state)
 
@@ -152,7 +160,24 @@ class InMemoryStorage(SearchStorage):
         }
 
     def _changed(self) -> None:
-        """Hook: persist after every change."""
+        if self._batch_depth:
+            self._dirty = True
+        else:
+            self._persist()
+
+    def _persist(self) -> None:
+        """Hook: persist after every change (or once at the end of a :meth:`batch`)."""
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        self._batch_depth += 1
+        try:
+            yield
+        finally:
+            self._batch_depth -= 1
+            if self._batch_depth == 0 and self._dirty:
+                self._dirty = False
+                self._persist()
 
     def load_config(self) -> dict[str, Any] | None:
         return copy.deepcopy(self._config)
@@ -205,6 +230,6 @@ class JSONFileStorage(InMemoryStorage):
                 raise SearchError(f"cannot read search state {self.path}: {exc}") from exc
         super().__init__(state)
 
-    def _changed(self) -> None:
+    def _persist(self) -> None:
         if self._config is not None:
             atomic_write_json(self.path, self.to_state())

@@ -140,3 +140,17 @@ def test_the_engine_over_any_storage_proposes_each_candidate_once_and_tracks_the
     curve = final.best_curve()
     assert curve["best_hi"][-1] == pytest.approx(max(v for _, v in his))
     assert np.all(np.diff([b for b in curve["best_hi"] if b is not None]) >= 0)
+
+
+def test_a_batch_reaches_the_json_file_whole_at_its_end(tmp_path: Path) -> None:
+    """An ask writes its proposals and its ask counter in one file write: a kill in between keeps neither."""
+    path = tmp_path / "search.json"
+    storage = JSONFileStorage(path)
+    storage.save_config({"name": "batch", "n_asks": 0})
+    with storage.batch():
+        storage.create_pending([{"index": 1, "fidelity": "hi", "ask": 0, "reason": "initial"}])
+        storage.save_config({"name": "batch", "n_asks": 1})
+        on_disk = JSONFileStorage(path)
+        assert on_disk.pending() == [] and on_disk.load_config()["n_asks"] == 0
+    on_disk = JSONFileStorage(path)
+    assert [p["index"] for p in on_disk.pending()] == [1] and on_disk.load_config()["n_asks"] == 1
