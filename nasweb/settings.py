@@ -198,6 +198,11 @@ NASWEB_DATASET_DIRS = [Path(p) for p in env_list("NASWEB_DATASET_DIRS", [str(VAR
 NASWEB_DATASET_MAX_MB = env_int("NASWEB_DATASET_MAX_MB", 2000, minimum=1)
 NASWEB_DATASET_MAX_FILES = env_int("NASWEB_DATASET_MAX_FILES", 200_000, minimum=10)
 NASWEB_MAX_ATTEMPTS = env_int("NASWEB_MAX_ATTEMPTS", 3, minimum=1)
+# Sharing the workers (searches.scheduling): each free worker takes the next evaluation in fair order
+# (round-robin over users, then over each user's searches); false = first come, first served.
+NASWEB_FAIR_SHARE = env_bool("NASWEB_FAIR_SHARE", True)
+# With fair share: most evaluations one user has running at once, over all their searches (0 = no limit).
+NASWEB_MAX_RUNNING_PER_USER = env_int("NASWEB_MAX_RUNNING_PER_USER", 0, minimum=0)
 # A running evaluation or profiling chunk whose heartbeat (every 2 s, nasweb.recovery.HEARTBEAT_S) is
 # older than this is taken to be lost; with a watchdog round every 3 s a dead worker's work is sent
 # again within about 13 s (the issue asked for 20).

@@ -356,9 +356,12 @@ class SearchProgressApi(APIView):
         finished = serializers.ListField(child=serializers.DictField(), help_text=(
             "id, seq, encoding_index, encoding, fidelity, state, value, cost, spent_after, best_after, finished_at, "
             "attempt"))
+        running_limit = serializers.IntegerField(allow_null=True, help_text=(
+            "most evaluations one user may have running at once on this server (null: no limit)"))
         in_flight = serializers.ListField(child=serializers.DictField(), help_text=(
             "id, encoding_index, encoding, fidelity, state, attempt, gpu, worker, started_at, log_tail, "
-            "predicted_mean, predicted_std"))
+            "predicted_mean, predicted_std; a queued one also has ahead: how many evaluations (of every user) "
+            "start before it in the fair order, or null while the owner's running limit holds it"))
 
     @extend_schema(parameters=[InputSerializer], responses={200: OutputSerializer, **error_responses(400, 404)})
     def get(self, request: Request, search_id: int) -> Response:

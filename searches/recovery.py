@@ -17,17 +17,20 @@ def find_lost_work(*, now: datetime, queue_sizes: QueueSizes) -> dict[str, list[
 
     * ``running`` evaluations silent for ``NASWEB_HEARTBEAT_STALE_S`` -> their worker died: the task
       takes them over as a new attempt;
-    * ``queued`` evaluations of live searches, older than that, while the ``gpu`` queue is empty;
+    * ``queued`` evaluations of live searches, older than that, that a free worker would start (not held by
+      their owner's limit), while the ``gpu`` queue is empty;
     * active searches with nothing in flight, unchanged for twice that, while ``search`` is empty:
       the search step was lost. Twice, because a step refitting the surrogate does not beat.
     """
+    from searches import scheduling
     from searches.models import Evaluation, SearchInstance
 
     stale = now - timedelta(seconds=settings.NASWEB_HEARTBEAT_STALE_S)
     lost = Evaluation.objects.filter(state=Evaluation.State.RUNNING, heartbeat_at__lt=stale)
     if queue_sizes["gpu"] == 0:
+        # not those held by their owner's limit of running evaluations: no worker may start them yet
         lost = lost | Evaluation.objects.filter(
-            state=Evaluation.State.QUEUED, queued_at__lt=stale,
+            id__in=scheduling.waiting_for_tokens(), queued_at__lt=stale,
             search__state__in=(SearchInstance.State.RUNNING, SearchInstance.State.PAUSED))
     steps: list[int] = []
     if queue_sizes["search"] == 0:

@@ -16,6 +16,7 @@ import numpy as np
 from django.db.models import QuerySet
 
 from nasweb.errors import NotFoundError
+from searches import scheduling
 from searches.engine import best_curve, expected_random_search_curve, non_dominated
 from searches.models import Evaluation, SearchInstance
 
@@ -94,9 +95,16 @@ def search_progress(*, search: SearchInstance, cursor: int = 0) -> dict[str, Any
     encodings = search_encodings(search)
     for row in (*finished, *in_flight):
         row["encoding"] = encodings[row["encoding_index"]]
+    waiting = scheduling.positions_of(search) if any(row["state"] == Evaluation.State.QUEUED
+                                                     for row in in_flight) else {}
+    for row in in_flight:
+        if row["state"] == Evaluation.State.QUEUED:
+            # how many evaluations (every user's) start before it; None: held by the owner's running limit
+            row["ahead"] = waiting.get(row["id"])
     return {
         "id": search.id,
         "state": search.state,
+        "running_limit": scheduling.limit_per_user() or None,
         "failure_reason": search.failure_reason,
         "budget": search.budget,
         "spent": search.spent,

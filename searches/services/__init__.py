@@ -8,7 +8,7 @@ as a new attempt (up to ``NASWEB_MAX_ATTEMPTS``). The engine reads a search's ev
 from their rows (:mod:`searches.storage`), so nothing is told to it twice.
 """
 
-from searches.services.evaluation import evaluation_log, evaluation_run
+from searches.services.evaluation import evaluation_dispatch, evaluation_log, evaluation_run
 from searches.services.steering import (
     SearchValidationError,
     evaluation_retry,
@@ -27,6 +27,7 @@ from searches.services.step import search_step
 
 __all__ = [
     "SearchValidationError",
+    "evaluation_dispatch",
     "evaluation_log",
     "evaluation_retry",
     "evaluation_run",

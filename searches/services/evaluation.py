@@ -18,11 +18,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from nasweb.recovery import keep_beating
-from searches import evaluators
+from searches import evaluators, scheduling
 from searches.evaluator_kinds import EvaluationFailed, kind_of
 from searches.gpus import NoGpuAvailable, gpu_slots
 from searches.models import Evaluation, SearchInstance
-from searches.services.steering import CANCELLED, enqueue_step, next_attempt
+from searches.services.steering import CANCELLED, enqueue_step, enqueue_tokens, next_attempt
 from searches.storage import EvaluationRowStorage
 from spaces.services import load_encodings
 from usercode import SandboxError, SandboxLimits
@@ -38,20 +38,23 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _claim(evaluation_id: int, task_id: str) -> Evaluation | None:
-    """Take a queued evaluation; or, for a redelivered message, take over from a dead worker."""
+def _claim(evaluation_id: int, task_id: str, *, fair: bool) -> Evaluation | None:
+    """Take a queued evaluation: the next one in fair order (``fair``) or exactly ``evaluation_id``; or,
+    for a redelivered message of an evaluation whose worker died, take over from that worker."""
     now = timezone.now()
     fields = {"state": Evaluation.State.RUNNING, "started_at": now, "heartbeat_at": now, "worker": _worker_name()}
     if task_id:
         fields["task_id"] = task_id
-    if Evaluation.objects.filter(id=evaluation_id, state=Evaluation.State.QUEUED).update(**fields):
-        return Evaluation.objects.select_related("search__space").get(id=evaluation_id)
     silent_since = now - timedelta(seconds=settings.NASWEB_HEARTBEAT_STALE_S)
     stale = Evaluation.objects.filter(id=evaluation_id, state=Evaluation.State.RUNNING,
-                                      heartbeat_at__lt=silent_since).first()
-    if stale is None:
-        return None  # finished, failed, or alive in another worker: a duplicate message, nothing to do
-    return _replace_lost_attempt(stale, task_id)
+                                      heartbeat_at__lt=silent_since).first() if evaluation_id else None
+    if stale is not None:
+        return _replace_lost_attempt(stale, task_id)
+    claimed = scheduling.claim_next(**fields) if fair else \
+        (evaluation_id if scheduling.claim_own(evaluation_id, **fields) else None)
+    if claimed is None:
+        return None  # nothing waits, or a duplicate message of a finished or running evaluation
+    return Evaluation.objects.select_related("search__space").get(id=claimed)
 
 
 def _replace_lost_attempt(lost: Evaluation, task_id: str) -> Evaluation | None:
@@ -80,10 +83,23 @@ def _runs_folder(search: SearchInstance) -> Path:
     return folder
 
 
+def evaluation_dispatch(*, hint_id: int = 0, task_id: str = "") -> None:
+    """What a ``gpu`` message does: run the next evaluation in fair order (:mod:`searches.scheduling`),
+    or, first come first served (``NASWEB_FAIR_SHARE=false``), the hinted one. A hinted evaluation whose
+    worker died is taken over in either case."""
+    evaluation = _claim(hint_id, task_id, fair=scheduling.fair_share_enabled())
+    if evaluation is not None:
+        _run(evaluation)
+
+
 def evaluation_run(*, evaluation_id: int, task_id: str = "") -> None:
-    evaluation = _claim(evaluation_id, task_id)
-    if evaluation is None:
-        return
+    """Run exactly this evaluation (drivers that work through a search inline: the demo, tests)."""
+    evaluation = _claim(evaluation_id, task_id, fair=False)
+    if evaluation is not None:
+        _run(evaluation)
+
+
+def _run(evaluation: Evaluation) -> None:
     search = evaluation.search
     if search.state in (SearchInstance.State.CANCELLED, SearchInstance.State.FAILED):
         _finish(evaluation, value=None, error=CANCELLED)
@@ -201,6 +217,11 @@ def _finish(evaluation: Evaluation, *, value: float | dict[str, float] | None, e
         if not recorded:
             return  # cancelled or taken over meanwhile: this result must not count
         enqueue_step(search.id)
+        if scheduling.limit_per_user() and Evaluation.objects.filter(
+                search__owner_id=search.owner_id, state=Evaluation.State.QUEUED).exists():
+            # a message that found all of this owner's work held by the limit was dropped: send one for
+            # the evaluation this finish lets start
+            enqueue_tokens(1)
     logger.info("evaluation %s of search %s: encoding %s %s -> %s", evaluation.id, search.id,
                 evaluation.encoding_index, evaluation.fidelity, value if error is None else f"failed: {error[:200]}")
 

@@ -55,6 +55,8 @@ def enqueue_step(search_id: int) -> None:
 
 
 def enqueue_evaluations(evaluation_ids: list[int]) -> None:
+    """One ``gpu`` message per new evaluation. With fair share a message runs whichever evaluation is next
+    in fair order (:mod:`searches.scheduling`), so the messages only count the work waiting."""
     from searches.tasks import run_evaluation
 
     def send() -> None:
@@ -63,6 +65,13 @@ def enqueue_evaluations(evaluation_ids: list[int]) -> None:
             Evaluation.objects.filter(id=evaluation_id, task_id="").update(task_id=result.id)
 
     transaction.on_commit(send)
+
+
+def enqueue_tokens(count: int) -> None:
+    """Send ``count`` messages that each run the next evaluation in fair order (no particular one)."""
+    from searches.tasks import run_evaluation
+
+    transaction.on_commit(lambda: [run_evaluation.delay(0) for _ in range(count)])
 
 
 def _transition(search: SearchInstance, allowed: tuple[str, ...], target: str, verb: str, **fields: Any) -> None:

@@ -111,6 +111,16 @@
 
   /* ---- evaluations in flight ---------------------------------------------------------------- */
   const inflight = document.getElementById("inflight");
+  let runningLimit = null;
+  /* a queued evaluation's place in the server's fair order (every user's work shares the workers) */
+  function waitingText(item) {
+    if (item.state !== "queued") return "";
+    if (item.ahead === null) {
+      return `waiting for one of your running evaluations to finish (at most ${runningLimit} run at once per user)`;
+    }
+    if (item.ahead === undefined) return "waiting for a worker";
+    return item.ahead === 0 ? "waiting for a worker (next)" : `waiting for a worker (${item.ahead} ahead)`;
+  }
   function showInFlight(items) {
     const rows = items.map((item) => {
       const head = N.el("div", { class: "row" }, [
@@ -118,6 +128,7 @@
         N.el("span", { class: "muted", text: `#${item.encoding_index}` }),
         N.el("span", { class: `fid-${item.fidelity}`, text: item.fidelity === "lo" ? "low fidelity" : "high fidelity" }),
         N.el("span", { class: `badge state-${item.state}`, text: item.state }),
+        item.state === "queued" ? N.el("span", { class: "muted waiting", text: waitingText(item) }) : null,
         item.attempt > 1 ? N.el("span", { class: "muted", text: `attempt ${item.attempt}` }) : null,
         N.el("span", { class: "muted", text: item.state !== "running" ? "" : item.gpu && item.gpu !== "cpu" ? `GPU ${item.gpu}` : "CPU" }),
         item.predicted_mean !== null ? N.el("span", { class: "muted", text: `predicted ${N.fmt(item.predicted_mean, 3)} ± ${N.fmt(item.predicted_std, 2)}` }) : null,
@@ -365,6 +376,7 @@
     cursor = progress.cursor;
     if (added) drawCurve();
     showState(progress);
+    runningLimit = progress.running_limit;
     showInFlight(progress.in_flight);
     const signature = progress.finished_count + "|" + progress.in_flight.map((item) => item.id + item.state).join(",");
     if (lastSignature !== null && signature !== lastSignature) tableStale = true;
