@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+# fixtures of the API tests: the tiny space as a row, and a real bundle of it with a pretrained surrogate
+from tests.api.conftest import make_space as make_api_space  # noqa: F401
+from tests.api.conftest import pretrained_bundle  # noqa: F401
+
 pytestmark = pytest.mark.browser
 
 
@@ -157,3 +161,62 @@ def test_on_a_phone_no_plotly_toolbar_covers_the_legend(open_session, users) -> 
     expect(desktop.page.locator("#curve-chart .modebar")).to_have_count(1)
     phone.shoot("phone-curve")
     assert phone.console_errors == [] and desktop.console_errors == []
+
+
+def test_a_waiting_evaluation_says_how_many_start_before_it(open_session, users) -> None:
+    """Fair share: the teammate's evaluation waits behind the owner's next one only, not behind all of them."""
+    from playwright.sync_api import expect
+
+    from searches.models import Evaluation
+    from tests.frontend.factories import make_search, make_space
+
+    owner_search = make_search(users["owner"], make_space(users["owner"]), n_evaluations=0, name="greedy")
+    mine = make_search(users["teammate"], make_space(users["teammate"]), n_evaluations=0, name="mine")
+    for k in range(4):  # the owner queued first
+        Evaluation.objects.create(search=owner_search, encoding_index=k, fidelity="hi")
+    first, second = (Evaluation.objects.create(search=mine, encoding_index=k, fidelity="hi") for k in range(2))
+    teammate = open_session()
+    teammate.log_in("teammate", "teammate-pass-123")
+    teammate.goto(f"/searches/{mine.id}/")
+    expect(teammate.page.locator(f"[data-inflight='{first.id}'] .waiting")).to_have_text(
+        "waiting for a worker (1 ahead)")
+    expect(teammate.page.locator(f"[data-inflight='{second.id}'] .waiting")).to_have_text(
+        "waiting for a worker (3 ahead)")
+    teammate.shoot("waiting")
+    assert teammate.console_errors == []
+
+
+@pytest.mark.slow
+def test_an_evaluator_that_always_fails_spends_the_budget_and_the_search_stops_failed(
+        open_session, users, make_api_space, pretrained_bundle) -> None:  # noqa: F811 (the imported fixtures)
+    """Issue 16: failures spend the budget, and the dashboard shows the search failed with the last error."""
+    from django.core.files.base import ContentFile
+    from playwright.sync_api import expect
+
+    from searches import services
+    from searches.models import Evaluation, SearchInstance
+    from searches.spec import SearchSpec
+
+    space = make_api_space()
+    space.bundle_file.save("space.nastune", ContentFile(pretrained_bundle.read_bytes()), save=True)
+    search = services.search_create(owner=users["owner"], space=space, spec=SearchSpec(
+        name="broken", evaluator_kind="module", budget=3, seed=1,
+        evaluator_source="def evaluate(encoding, fidelity):\n    raise RuntimeError('CUDA out of memory')\n"))
+    for _ in range(10):  # what the workers do, one message at a time (user code in the real sandbox)
+        services.search_step(search_id=search.id)
+        search.refresh_from_db()
+        if search.state not in SearchInstance.ACTIVE_STATES:
+            break
+        for evaluation_id in search.evaluations.filter(state="queued").values_list("id", flat=True):
+            services.evaluation_run(evaluation_id=evaluation_id)
+    assert search.evaluations.filter(state=Evaluation.State.FAILED).count() == 3
+
+    owner = open_session()
+    owner.log_in("owner", "owner-pass-123")
+    owner.goto(f"/searches/{search.id}/")
+    expect(owner.page.locator("#search-state")).to_have_text("failed")
+    expect(owner.page.locator("#search-failure")).to_contain_text("CUDA out of memory")
+    expect(owner.page.locator("#spent")).to_have_text("3")
+    expect(owner.page.locator("#budget")).to_have_text("3")
+    owner.shoot("failed-search")
+    assert owner.console_errors == []
