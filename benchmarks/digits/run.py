@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from benchmarks.nb201.common import BUDGET, CHECKPOINTS, METHODS, Bench, Method, _valid_curve, incumbent_test_regret
+from benchmarks.nb201.common import BUDGET, CHECKPOINTS, METHODS, Bench, Method, ask_tell_until, run_record
 from benchmarks.nb201.run import fmt_steps, paired_difference_ci, steps_to_optimum, summarise
 from examples.digits import FIDELITY_EPOCHS, load_table
 from nastune import SearchInstance, create_search_space, load_search_space
@@ -134,19 +134,7 @@ def run_one(method_name: str, seed: int, budget: int = BUDGET) -> dict[str, Any]
             eval_budget=budget,
             pretrained=method.pretrained,
         )
-        found = False
-        while not found:
-            t0 = time.perf_counter()
-            proposals = s.ask(1)
-            dt = time.perf_counter() - t0
-            if not proposals:
-                break
-            if proposals[0].reason != "initial":
-                bo_seconds.append(dt)
-            for p in proposals:
-                value = b.valid[p.index] if p.fidelity == "hi" else b.lofi[p.index]
-                s.tell(p.index, p.fidelity, float(value))
-                found = found or (p.fidelity == "hi" and p.index in optimum_set)
+        bo_seconds = ask_tell_until(s, b, lambda i: i in optimum_set)
         hist = s.history
         units = np.cumsum([h["budget_units"] for h in hist])
         hi = [(h["index"], float(u)) for h, u in zip(hist, units, strict=True) if h["fidelity"] == "hi"]
@@ -158,24 +146,7 @@ def run_one(method_name: str, seed: int, budget: int = BUDGET) -> dict[str, Any]
         hist_b = run_strategy(strategy, lambda i: float(b.valid[i]), budget, stop=lambda i, v: i in optimum_set)
         hi = [(i, float(k + 1)) for k, (i, _) in enumerate(hist_b)]
         n_lo = 0
-    hi_idx = [i for i, _ in hi]
-    positions = [u for _, u in hi]
-    found_at = next((u for i, u in hi if i in optimum_set), None)
-    return {
-        "method": method_name,
-        "dataset": "digits",
-        "seed": seed,
-        "budget": budget,
-        "found": found_at is not None,
-        "to_optimum": found_at,
-        "hi_evaluations": len(hi),
-        "lo_evaluations": n_lo,
-        "regret": {str(k): v for k, v in incumbent_test_regret(b, hi_idx, positions, CHECKPOINTS).items()},
-        "best_curve": _valid_curve(b, hi_idx, positions, budget),
-        "bo_seconds": float(np.mean(bo_seconds)) if bo_seconds else None,
-        "bo_iterations": len(bo_seconds),
-        "wall_s": time.perf_counter() - start,
-    }
+    return run_record(method_name, "digits", seed, budget, b, hi, n_lo, lambda i: i in optimum_set, bo_seconds, start)
 
 
 def result_path(method: str, seed: int) -> Path:

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -299,6 +300,31 @@ def incumbent_test_regret(
     return out
 
 
+def ask_tell_until(search: SearchInstance, b: Bench, is_optimum: Callable[[int], bool]) -> list[float]:
+    """Ask ``search`` for one proposal at a time and tell it its value from ``b`` until a high-fidelity
+    evaluation is an optimum (``is_optimum(index)``) or the search proposes nothing more (budget spent).
+
+    A high-fidelity proposal is told ``b.valid``, a low-fidelity one ``b.lofi``. Returns the wall seconds of
+    each ``ask`` after the initial design (the BO steps; asks whose proposals are ``"initial"`` are not timed).
+    """
+    bo_seconds: list[float] = []
+    found = False
+    while not found:
+        t0 = time.perf_counter()
+        proposals = search.ask(1)
+        dt = time.perf_counter() - t0
+        if not proposals:
+            break
+        if proposals[0].reason != "initial":
+            bo_seconds.append(dt)
+        for p in proposals:
+            value = b.valid[p.index] if p.fidelity == "hi" else b.lofi[p.index]
+            search.tell(p.index, p.fidelity, float(value))
+            if p.fidelity == "hi" and is_optimum(p.index):
+                found = True
+    return bo_seconds
+
+
 def run_one(method_name: str, dataset: str, seed: int, budget: int = BUDGET,
             options: dict[str, Any] | None = None) -> dict[str, Any]:
     """One run; returns plain data (see :mod:`benchmarks.nb201.run` for the fields)."""
@@ -327,20 +353,7 @@ def run_one(method_name: str, dataset: str, seed: int, budget: int = BUDGET,
             hi_fi_cost=1.0, lo_fi_cost=LOFI_COST if method.lofi else None, eval_budget=budget,
             **pretrained_opt, **opts,
         )
-        found = False
-        while not found:
-            t0 = time.perf_counter()
-            proposals = s.ask(1)
-            dt = time.perf_counter() - t0
-            if not proposals:
-                break
-            if proposals[0].reason != "initial":
-                bo_seconds.append(dt)
-            for p in proposals:
-                value = b.valid[p.index] if p.fidelity == "hi" else b.lofi[p.index]
-                s.tell(p.index, p.fidelity, float(value))
-                if p.fidelity == "hi" and p.index == b.optimum:
-                    found = True
+        bo_seconds = ask_tell_until(s, b, lambda i: i == b.optimum)
         hist = s.history
         hi = [(h["index"], u) for h, u in zip(hist, np.cumsum([h["budget_units"] for h in hist]), strict=True)
               if h["fidelity"] == "hi"]
@@ -352,9 +365,22 @@ def run_one(method_name: str, dataset: str, seed: int, budget: int = BUDGET,
         hist_b = run_strategy(strategy, lambda i: float(b.valid[i]), budget, stop=lambda i, v: i == b.optimum)
         hi = [(i, float(k + 1)) for k, (i, _) in enumerate(hist_b)]
         n_lo = 0
+    return run_record(method_name, dataset, seed, budget, b, hi, n_lo, lambda i: i == b.optimum, bo_seconds, start)
+
+
+def run_record(method_name: str, dataset: str, seed: int, budget: int, b: Bench, hi: list[tuple[int, float]],
+               n_lo: int, is_optimum: Callable[[int], bool], bo_seconds: list[float], start: float) -> dict[str, Any]:
+    """The plain data of one finished run (the fields :mod:`benchmarks.nb201.run` reads).
+
+    Args:
+        hi: ``(index, x)`` of each high-fidelity evaluation in order, x in evaluations or budget units;
+            n_lo: how many low-fidelity evaluations; is_optimum: whether an index is an optimum;
+            bo_seconds: :func:`ask_tell_until`'s timings (empty for a baseline); start: the run's
+            ``time.perf_counter()`` at its start.
+    """
     hi_idx = [i for i, _ in hi]
     positions = [float(u) for _, u in hi]
-    found_at = next((u for i, u in hi if i == b.optimum), None)
+    found_at = next((u for i, u in hi if is_optimum(i)), None)
     return {
         "method": method_name,
         "dataset": dataset,
