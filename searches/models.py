@@ -78,6 +78,9 @@ class SearchInstance(models.Model):
     best_index = models.IntegerField(null=True, blank=True)
     finished_count = models.PositiveIntegerField(default=0, help_text="evaluations finished so far (cursor)")
     n_asks = models.PositiveIntegerField(default=0, help_text="proposal steps taken by the engine")
+    step_pending = models.BooleanField(default=False, help_text=(
+        "a search step is waiting in the queue: more finishes need no other one (it reads them all when it "
+        "starts), so each search holds at most one place in the step queue"))
     surrogate_checkpoint = models.FileField(upload_to=_search_upload_path, max_length=300, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)

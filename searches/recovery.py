@@ -20,7 +20,9 @@ def find_lost_work(*, now: datetime, queue_sizes: QueueSizes) -> dict[str, list[
     * ``queued`` evaluations of live searches, older than that, that a free worker would start (not held by
       their owner's limit), while the ``gpu`` queue is empty;
     * active searches with nothing in flight, unchanged for twice that, while ``search`` is empty:
-      the search step was lost. Twice, because a step refitting the surrogate does not beat.
+      the search step was lost. Twice, because a step refitting the surrogate does not beat;
+    * active searches whose step is marked waiting (``step_pending``), unchanged for that long, while
+      ``search`` is empty: its message was lost.
     """
     from searches import scheduling
     from searches.models import Evaluation, SearchInstance
@@ -38,7 +40,11 @@ def find_lost_work(*, now: datetime, queue_sizes: QueueSizes) -> dict[str, list[
             state__in=(SearchInstance.State.QUEUED, SearchInstance.State.RUNNING),
             updated_at__lt=now - timedelta(seconds=2 * settings.NASWEB_HEARTBEAT_STALE_S),
         ).exclude(evaluations__state__in=(Evaluation.State.QUEUED, Evaluation.State.RUNNING))
-        steps = list(idle.values_list("id", flat=True).distinct().order_by("id")[:500])
+        # a step marked waiting while the step queue is empty: its message was lost
+        lost_step = SearchInstance.objects.filter(
+            state__in=SearchInstance.ACTIVE_STATES, step_pending=True,
+            updated_at__lt=now - timedelta(seconds=settings.NASWEB_HEARTBEAT_STALE_S))
+        steps = sorted(set(idle.values_list("id", flat=True)) | set(lost_step.values_list("id", flat=True)))[:500]
     return {"evaluations": list(lost.values_list("id", flat=True).order_by("id")[:500]), "steps": steps}
 
 

@@ -49,9 +49,14 @@ def search_create(*, owner: Any, space: SearchSpace, spec: SearchSpec) -> Search
 
 
 def enqueue_step(search_id: int) -> None:
+    """Send the search a step, unless one is already waiting for a worker: that one reads every finished
+    evaluation when it starts (and clears ``step_pending`` first). So a search with many evaluations in
+    flight holds one place in the ``search`` queue, not one per finish, and the queue goes round the
+    searches. A lost message is sent again by the watchdog (``searches.recovery``)."""
     from searches.tasks import search_step
 
-    transaction.on_commit(lambda: search_step.delay(search_id))
+    if SearchInstance.objects.filter(id=search_id, step_pending=False).update(step_pending=True):
+        transaction.on_commit(lambda: search_step.delay(search_id))
 
 
 def enqueue_evaluations(evaluation_ids: list[int]) -> None:

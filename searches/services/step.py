@@ -23,6 +23,8 @@ def search_step(*, search_id: int) -> None:
     never wait for it; its proposals are stored only if no other step asked meanwhile, else the step
     starts over with the newer rows.
     """
+    # from now on a finish needs a new step: this one may have read the rows before it
+    SearchInstance.objects.filter(id=search_id, step_pending=True).update(step_pending=False)
     for _ in range(5):
         if _search_step_once(search_id):
             return

@@ -140,3 +140,43 @@ def test_first_come_first_served_when_fair_share_is_off(two_users_waiting, setti
     teammate_last = two_users_waiting["teammate"].evaluations.order_by("id").last()
     assert scheduling.claim_own(teammate_last.id, state=Evaluation.State.RUNNING)
     assert not scheduling.claim_own(teammate_last.id, state=Evaluation.State.RUNNING), "a duplicate message"
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)  # messages are sent when the transaction commits
+def test_a_search_holds_one_place_in_the_step_queue_however_many_evaluations_finish(make_search) -> None:
+    """Each finish asks for a step; while one waits, more finishes send none (it reads them all when it
+    starts), so a search with 8 in flight does not put 8 steps in front of another search's one."""
+    from nasweb.recovery import queue_sizes
+    from searches import services
+    from searches.services.steering import enqueue_step
+
+    search = make_search(state=SearchInstance.State.PAUSED, n_running=0)  # paused: its step proposes nothing
+
+    def waiting_steps() -> int:
+        sizes = queue_sizes(("search",))
+        assert sizes is not None, "the broker is not reachable"
+        return sizes["search"]
+
+    before = waiting_steps()
+    for _ in range(3):
+        enqueue_step(search.id)
+    assert waiting_steps() == before + 1
+    search.refresh_from_db()
+    assert search.step_pending
+    services.search_step(search_id=search.id)  # the step starts: the next finish needs a new one
+    search.refresh_from_db()
+    assert not search.step_pending
+    enqueue_step(search.id)
+    assert waiting_steps() == before + 2
+
+
+def test_the_watchdog_resends_a_step_marked_waiting_whose_message_was_lost(make_search) -> None:
+    search = make_search(n_running=1)
+    SearchInstance.objects.filter(id=search.id).update(step_pending=True,
+                                                       updated_at=timezone.now() - timedelta(seconds=30))
+    assert search_recovery.find_lost_work(now=timezone.now(), queue_sizes={"gpu": 1, "search": 0})["steps"] == [
+        search.id]
+    assert search_recovery.find_lost_work(now=timezone.now(), queue_sizes={"gpu": 1, "search": 1})["steps"] == []
+    SearchInstance.objects.filter(id=search.id).update(step_pending=False)
+    assert search_recovery.find_lost_work(now=timezone.now(), queue_sizes={"gpu": 1, "search": 0})["steps"] == []
