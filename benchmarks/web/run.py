@@ -104,6 +104,33 @@ def flush_broker(broker_url: str) -> None:
     redis.Redis.from_url(broker_url).flushdb()
 
 
+@contextmanager
+def django_on_fresh_database(database_url: str, broker_url: str) -> Iterator[Path]:
+    """A recreated, migrated database, a flushed broker database and a temporary var folder (yielded),
+    with Django set up on them; the folder and the broker database are cleaned up afterwards."""
+    var_dir = prepare_environment(database_url, broker_url)
+    flush_broker(broker_url)
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        yield var_dir
+    finally:
+        shutil.rmtree(var_dir, ignore_errors=True)
+        flush_broker(broker_url)
+
+
+def publish(text: str, out: Path) -> None:
+    """Print a result table and write it to ``out``."""
+    sys.stdout.write(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    logger.info("wrote %s", out)
+
+
 # --------------------------------------------------------------------------------------------------
 # Scenery: rows written directly (the API and the selectors read them like any others)
 # --------------------------------------------------------------------------------------------------
@@ -687,15 +714,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     load_average = os.getloadavg()
 
-    var_dir = prepare_environment(args.database, args.broker)
-    flush_broker(args.broker)
-    try:
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
+    with django_on_fresh_database(args.database, args.broker) as var_dir:
         logger.info("writing %d evaluations", N_EVALUATIONS)
         scenery = build_scenery(N_EVALUATIONS)
         port = free_port()
@@ -708,14 +727,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("scheduling overhead")
         scheduling = scheduling_overhead(var_dir, args.scheduling_evaluations or (14 if args.quick else 30),
                                          args.scheduling_space)
-        text = report(results, scheduling, args, started, load_average)
-        sys.stdout.write(text)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-        logger.info("wrote %s", args.out)
-    finally:
-        shutil.rmtree(var_dir, ignore_errors=True)
-        flush_broker(args.broker)
+        publish(report(results, scheduling, args, started, load_average), args.out)
     return 0
 
 
