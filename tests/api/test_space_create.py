@@ -69,11 +69,12 @@ def test_encodings_may_be_a_csv_file_with_a_header(api) -> None:
     assert response.json()["n_encodings"] == 24
 
 
-def test_an_example_space_is_created_from_its_name(api) -> None:
-    response = api("owner").post("/api/spaces/", {"example": "nb201", "name": "my nb201"}, format="json")
+@pytest.mark.parametrize(("example", "n_encodings"), [("nb201", 15625), ("digits", 1152)])
+def test_an_example_space_is_created_from_its_name(api, example: str, n_encodings: int) -> None:
+    response = api("owner").post("/api/spaces/", {"example": example, "name": f"my {example}"}, format="json")
     assert response.status_code == 201, response.content
     body = response.json()
-    assert body["name"] == "my nb201" and body["source"] == "example" and body["n_encodings"] == 15625
+    assert body["name"] == f"my {example}" and body["source"] == "example" and body["n_encodings"] == n_encodings
 
 
 def test_an_example_whose_data_the_server_lacks_is_refused(api, monkeypatch, tmp_path) -> None:
