@@ -228,7 +228,8 @@ def test_predict_reports_fidelities_and_pretraining_metrics(make_grid_space) -> 
     mean, std = after["hi"]
     assert mean.shape == std.shape == (3,) and (std >= 0).all()
     by_encoding = s.predict([tuple(space.encodings[1])])
-    np.testing.assert_allclose(by_encoding["hi"][0], mean[1:2])
+    # float32 network: a batch of one and a batch of three may round the last bit differently (BLAS)
+    np.testing.assert_allclose(by_encoding["hi"][0], mean[1:2], rtol=1e-5)
 
 
 def test_state_file_is_complete_json_after_every_evaluation(make_grid_space, tmp_path: Path) -> None:
