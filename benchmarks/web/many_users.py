@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import logging
 import os
 import platform
@@ -43,7 +42,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.web.run import REPO, django_on_fresh_database, flush_broker, process, publish, synthetic_value
+from benchmarks.web.run import (
+    REPO,
+    add_environment_arguments,
+    django_on_fresh_database,
+    flush_broker,
+    pretrained_space,
+    process,
+    publish,
+    synthetic_value,
+)
 
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "many_users.md"
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/nasweb_bench_users"
@@ -80,33 +88,12 @@ def encodings() -> list[list[int]]:
 
 def make_spaces() -> dict[int, Any]:
     """One user and one pretrained, ready space each (as the profiling and pretraining tasks leave them)."""
-    import numpy as np
     from django.contrib.auth import get_user_model
-    from django.core.files.base import ContentFile
 
-    from spaces import engine
-    from spaces.models import SearchSpace
-    from spaces.services import _store_profile
-
-    cells = encodings()
-    counts = np.asarray(cells)
-    profile = {"params": 1e5 + (counts * 3e4).sum(axis=1).astype(float)}
-    profile["flops"] = profile["params"] * 1e3
     spaces = {}
     for user_number in range(1, N_USERS + 1):
         user = get_user_model().objects.create_user(f"user{user_number}", password=uuid.uuid4().hex)
-        space = SearchSpace(uid=uuid.uuid4(), owner=user, name=f"space of user {user_number}", n_encodings=len(cells),
-                            encoding_length=N_POSITIONS, feature_summary=[], sample_input_shape=[1, 3, 32, 32],
-                            state=SearchSpace.State.PRETRAINING, progress_done=len(cells), progress_total=len(cells))
-        space.encodings_file.save("encodings.json", ContentFile(json.dumps(cells)), save=False)
-        _store_profile(space, profile, failures={})
-        space.save()
-        bundle = engine.pretrain_and_bundle(space, cells, profile, {})
-        with bundle.open("rb") as handle:
-            space.bundle_file.save("space.nastune", ContentFile(handle.read()), save=False)
-        space.state = SearchSpace.State.READY
-        space.save()
-        spaces[user_number] = space
+        spaces[user_number] = pretrained_space(user, f"space of user {user_number}", encodings())
     return spaces
 
 
@@ -234,16 +221,18 @@ def report(scenarios: list[Scenario], args: argparse.Namespace, started: datetim
         greedy_end = f"{ended[1]:.1f}" if 1 in ended else "-"
         light_ends = [ended[user] for user in scenario.users if user != 1 and user in ended]
         light_end = f"{statistics.median(light_ends):.1f}" if light_ends else "-"
-        if len(scenario.users) > 1:
+        ends = list(ended.values())
+        finish = f"{max(ends) / min(ends):.2f}" if len(scenario.users) > 1 and len(ends) == len(scenario.users) \
+            else "-"
+        low, high = window(scenario) if len(scenario.users) > 1 else (0.0, -1.0)
+        if low < high:
             counts = starts_in_window(scenario)
             values = [counts[user] for user in scenario.users]
             share = " / ".join(str(v) for v in values)
             spread = f"{max(values) / max(min(values), 1):.2f}"
             fairness = f"{jain(values):.2f}"
-            ends = list(scenario.ended_after_s.values())
-            finish = f"{max(ends) / min(ends):.2f}" if len(ends) == len(scenario.users) else "-"
-        else:
-            share, spread, fairness, finish = "-", "-", "-", "-"
+        else:  # one user, or a search ended before the last one started: no window where all compete
+            share, spread, fairness = "-", "-", "-"
         states = ", ".join(sorted(set(scenario.states.values())))
         lines.append(
             f"| {scenario.name} | {len(rows)} | {makespan:.1f} | {overhead:.0f} | {overhead / base_overhead:.2f} | "
@@ -266,10 +255,7 @@ def report(scenarios: list[Scenario], args: argparse.Namespace, started: datetim
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database", default=os.environ.get("NASWEB_BENCH_DATABASE_URL", DEFAULT_DATABASE),
-                        help="PostgreSQL URL of a database to DROP and recreate (default %(default)s)")
-    parser.add_argument("--broker", default=os.environ.get("NASWEB_BENCH_BROKER_URL", DEFAULT_BROKER),
-                        help="Redis URL whose database index is flushed (default %(default)s)")
+    add_environment_arguments(parser, DEFAULT_DATABASE, DEFAULT_BROKER)
     parser.add_argument("--budget", type=float, default=None, help="evaluations per search (default 16, --quick 8)")
     parser.add_argument("--delay", type=float, default=1.0, help="seconds each evaluation takes")
     parser.add_argument("--slots", type=int, default=2, help="processes of the gpu worker")

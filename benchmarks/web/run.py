@@ -123,6 +123,14 @@ def django_on_fresh_database(database_url: str, broker_url: str) -> Iterator[Pat
         flush_broker(broker_url)
 
 
+def add_environment_arguments(parser: argparse.ArgumentParser, database: str, broker: str) -> None:
+    """``--database`` and ``--broker``: what :func:`django_on_fresh_database` recreates and flushes."""
+    parser.add_argument("--database", default=os.environ.get("NASWEB_BENCH_DATABASE_URL", database),
+                        help="PostgreSQL URL of a database to DROP and recreate (default %(default)s)")
+    parser.add_argument("--broker", default=os.environ.get("NASWEB_BENCH_BROKER_URL", broker),
+                        help="Redis URL whose database index is flushed (default %(default)s)")
+
+
 def publish(text: str, out: Path) -> None:
     """Print a result table and write it to ``out``."""
     sys.stdout.write(text)
@@ -521,27 +529,20 @@ class Scheduling:
     space_size: int = 0
 
 
-def scheduling_overhead(var_dir: Path, n_evaluations: int, space_size: int) -> Scheduling:
-    if not hasattr(importlib.import_module("nastune"), "SearchInstance"):
-        return Scheduling(pending_reason="the engine's ask/tell (`nastune/search.py`) is not in the repository yet")
+def pretrained_space(owner: Any, name: str, encodings: list[list[int]]) -> Any:
+    """A ready space of ``owner`` as the profiling and pretraining tasks leave it: a params/FLOPs profile
+    (a closed form of the encoding) and a bundle with the pretrained surrogate."""
     import numpy as np
-    from django.contrib.auth import get_user_model
     from django.core.files.base import ContentFile
 
-    from searches import services as search_services
-    from searches.models import SearchInstance
-    from searches.spec import SearchSpec
     from spaces import engine
     from spaces.models import SearchSpace
     from spaces.services import _store_profile
 
-    user = get_user_model().objects.get(username="bench")
-    encodings = synthetic_encodings()[:space_size]
-    counts = np.asarray(encodings)
-    params = 1e5 + (counts * 3e4).sum(axis=1).astype(float)
+    params = 1e5 + (np.asarray(encodings) * 3e4).sum(axis=1).astype(float)
     profile = {"params": params, "flops": params * 1e3}
-    space = SearchSpace(uid=uuid.uuid4(), owner=user, name="scheduling space", n_encodings=len(encodings),
-                        encoding_length=N_EDGES, feature_summary=[], sample_input_shape=[1, 3, 32, 32],
+    space = SearchSpace(uid=uuid.uuid4(), owner=owner, name=name, n_encodings=len(encodings),
+                        encoding_length=len(encodings[0]), feature_summary=[], sample_input_shape=[1, 3, 32, 32],
                         state=SearchSpace.State.PRETRAINING, progress_done=len(encodings),
                         progress_total=len(encodings))
     space.encodings_file.save("encodings.json", ContentFile(json.dumps(encodings)), save=False)
@@ -552,6 +553,21 @@ def scheduling_overhead(var_dir: Path, n_evaluations: int, space_size: int) -> S
         space.bundle_file.save("space.nastune", ContentFile(handle.read()), save=False)
     space.state = SearchSpace.State.READY
     space.save()
+    return space
+
+
+def scheduling_overhead(var_dir: Path, n_evaluations: int, space_size: int) -> Scheduling:
+    if not hasattr(importlib.import_module("nastune"), "SearchInstance"):
+        return Scheduling(pending_reason="the engine's ask/tell (`nastune/search.py`) is not in the repository yet")
+    from django.contrib.auth import get_user_model
+
+    from searches import services as search_services
+    from searches.models import SearchInstance
+    from searches.spec import SearchSpec
+
+    user = get_user_model().objects.get(username="bench")
+    encodings = synthetic_encodings()[:space_size]
+    space = pretrained_space(user, "scheduling space", encodings)
 
     table = "index,hi\n" + "".join(f"{i},{synthetic_value(i, 'hi')}\n" for i in range(len(encodings)))
     search = search_services.search_create(
@@ -695,10 +711,7 @@ def report(results: list[Result], scheduling: Scheduling, args: argparse.Namespa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database", default=os.environ.get("NASWEB_BENCH_DATABASE_URL", DEFAULT_DATABASE),
-                        help="PostgreSQL URL of a database to DROP and recreate (default %(default)s)")
-    parser.add_argument("--broker", default=os.environ.get("NASWEB_BENCH_BROKER_URL", DEFAULT_BROKER),
-                        help="Redis URL whose database index is flushed (default %(default)s)")
+    add_environment_arguments(parser, DEFAULT_DATABASE, DEFAULT_BROKER)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--max-seconds", type=float, default=90.0, help="time limit of each scenario")

@@ -3,17 +3,16 @@ running evaluations; the dashboard's "n ahead"; the watchdog leaves held work al
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from searches import recovery as search_recovery
 from searches import scheduling
 from searches.models import Evaluation, SearchInstance
 from searches.scheduling import Load, Waiting, fair_order
+from tests.support.threads import at_once
 
 
 def ids(order: list[Waiting]) -> list[int]:
@@ -77,21 +76,7 @@ def test_concurrent_workers_never_run_more_than_the_limit_of_one_user(users, mak
     settings.NASWEB_MAX_RUNNING_PER_USER = 2
     search = make_search(owner=users["owner"], n_done=0, n_failed=0, n_running=0)
     queue_up(search, 8)
-    barrier = threading.Barrier(6)
-    claimed: list[int | None] = []
-
-    def worker() -> None:
-        try:
-            barrier.wait()
-            claimed.append(claim())
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    claimed = at_once(claim, 6)
     assert sorted(c is not None for c in claimed) == [False] * 4 + [True] * 2
     assert search.evaluations.filter(state=Evaluation.State.RUNNING).count() == 2
     # one of them finishes: the next one may start

@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection
 
 from searches import services
 from searches.models import Evaluation
 from searches.storage import EvaluationRowStorage
+from tests.support.threads import at_once
 from tests.web.test_search_flow import create_search, expected_value
 
 
@@ -28,17 +27,7 @@ def test_concurrent_steps_fill_parallelism_exactly_once(ready_space, users, tran
                 state=Evaluation.State.DONE, value=expected_value(evaluation.encoding_index, evaluation.fidelity),
                 cost=1.0, seq=seq)
 
-        def step() -> None:
-            try:
-                services.search_step(search_id=search.id)
-            finally:
-                connection.close()
-
-        threads = [threading.Thread(target=step) for _ in range(3)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        at_once(lambda: services.search_step(search_id=search.id), 3)
         search.refresh_from_db()
         queued = search.evaluations.filter(state=Evaluation.State.QUEUED).count()
         assert queued == 3, f"round {round_number}: {queued} evaluations queued for parallelism 3"
