@@ -209,11 +209,8 @@ def waiting_for_tokens() -> list[int]:
     return sorted(waiting.id for waiting in current_order().order)
 
 
-def positions_of(search: SearchInstance) -> dict[int, int | None]:
-    """For each of ``search``'s waiting evaluations: how many evaluations (of every user) start before it,
-    or ``None`` when it waits for one of its owner's running evaluations (the per-user limit)."""
-    if not search.evaluations.filter(state=Evaluation.State.QUEUED).exists():
-        return {}
+def positions_of(evaluation_ids: Iterable[int]) -> dict[int, int | None]:
+    """For each of these waiting evaluations: how many evaluations (of every user) start before it, or
+    ``None`` when it waits for one of its owner's running evaluations (the per-user limit)."""
     ahead = current_order().ahead()
-    ids = search.evaluations.filter(state=Evaluation.State.QUEUED).values_list("id", flat=True)
-    return {evaluation_id: ahead.get(evaluation_id) for evaluation_id in ids}
+    return {evaluation_id: ahead.get(evaluation_id) for evaluation_id in evaluation_ids}

@@ -95,12 +95,12 @@ def search_progress(*, search: SearchInstance, cursor: int = 0) -> dict[str, Any
     encodings = search_encodings(search)
     for row in (*finished, *in_flight):
         row["encoding"] = encodings[row["encoding_index"]]
-    waiting = scheduling.positions_of(search) if any(row["state"] == Evaluation.State.QUEUED
-                                                     for row in in_flight) else {}
-    for row in in_flight:
-        if row["state"] == Evaluation.State.QUEUED:
-            # how many evaluations (every user's) start before it; None: held by the owner's running limit
-            row["ahead"] = waiting.get(row["id"])
+    queued = [row for row in in_flight if row["state"] == Evaluation.State.QUEUED]
+    if queued:
+        # how many evaluations (every user's) start before it; None: held by the owner's running limit
+        ahead = scheduling.positions_of(row["id"] for row in queued)
+        for row in queued:
+            row["ahead"] = ahead[row["id"]]
     return {
         "id": search.id,
         "state": search.state,

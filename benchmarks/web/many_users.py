@@ -34,7 +34,6 @@ import logging
 import os
 import platform
 import statistics
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from typing import Any
 from benchmarks.web.run import (
     REPO,
     add_environment_arguments,
+    celery_worker,
     django_on_fresh_database,
     flush_broker,
     pretrained_space,
@@ -112,12 +112,8 @@ def run_scenario(scenario: Scenario, spaces: dict[int, Any], args: argparse.Name
             evaluator_table=table.encode(), evaluator_config={"delay_s": args.delay}, seed=user_number,
             parallelism=GREEDY_PARALLELISM if user_number == 1 else LIGHT_PARALLELISM))
     os.environ["NASWEB_FAIR_SHARE"] = "true" if scenario.fair else "false"
-    common = ["--pool", "prefork", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
-              "--without-heartbeat"]
-    gpu = [sys.executable, "-m", "celery", "-A", "nasweb", "worker", "--queues", "gpu", "--concurrency",
-           str(args.slots), "--hostname", f"gpu-{os.getpid()}@%h", *common]
-    step = [sys.executable, "-m", "celery", "-A", "nasweb", "worker", "--queues", "search", "--concurrency", "1",
-            "--hostname", f"search-{os.getpid()}@%h", *common]
+    gpu = celery_worker("gpu", args.slots, "gpu")
+    step = celery_worker("search", 1, "search")
     started = time.monotonic()
     deadline = started + 120 + 5 * args.budget * len(scenario.users) * max(args.delay, 0.2)
     with process(step, var_dir / f"{scenario.name}-search.log", ready=lambda: True), \
@@ -159,8 +155,7 @@ def window(scenario: Scenario) -> tuple[float, float]:
     return max(starts[0] for starts in by_user.values()), min(starts[-1] for starts in by_user.values())
 
 
-def starts_in_window(scenario: Scenario) -> dict[int, int]:
-    low, high = window(scenario)
+def starts_in_window(scenario: Scenario, low: float, high: float) -> dict[int, int]:
     return {user: sum(1 for row in scenario.rows if row.user == user and low <= row.started <= high)
             for user in scenario.users}
 
@@ -226,7 +221,7 @@ def report(scenarios: list[Scenario], args: argparse.Namespace, started: datetim
             else "-"
         low, high = window(scenario) if len(scenario.users) > 1 else (0.0, -1.0)
         if low < high:
-            counts = starts_in_window(scenario)
+            counts = starts_in_window(scenario, low, high)
             values = [counts[user] for user in scenario.users]
             share = " / ".join(str(v) for v in values)
             spread = f"{max(values) / max(min(values), 1):.2f}"

@@ -131,6 +131,13 @@ def add_environment_arguments(parser: argparse.ArgumentParser, database: str, br
                         help="Redis URL whose database index is flushed (default %(default)s)")
 
 
+def celery_worker(queues: str, concurrency: int, name: str) -> list[str]:
+    """The command of a bare prefork Celery worker on ``queues`` (no gossip, mingle or broker heartbeats)."""
+    return [sys.executable, "-m", "celery", "-A", "nasweb", "worker", "--queues", queues, "--pool", "prefork",
+            "--concurrency", str(concurrency), "--loglevel", "WARNING", "--hostname", f"{name}-{os.getpid()}@%h",
+            "--without-gossip", "--without-mingle", "--without-heartbeat"]
+
+
 def publish(text: str, out: Path) -> None:
     """Print a result table and write it to ``out``."""
     sys.stdout.write(text)
@@ -573,9 +580,7 @@ def scheduling_overhead(var_dir: Path, n_evaluations: int, space_size: int) -> S
     search = search_services.search_create(
         owner=user, space=space, spec=SearchSpec(name="scheduling", evaluator_kind="tabular", budget=n_evaluations,
                                                  evaluator_table=table.encode(), parallelism=1, seed=0))
-    worker = [sys.executable, "-m", "celery", "-A", "nasweb", "worker", "--queues", "search,gpu", "--pool",
-              "prefork", "--concurrency", "2", "--loglevel", "WARNING", "--hostname", f"bench-{os.getpid()}@%h",
-              "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    worker = celery_worker("search,gpu", 2, "bench")
     deadline = time.monotonic() + 60 + 20 * n_evaluations
     with process(worker, var_dir / "worker.log", ready=lambda: True):
         while time.monotonic() < deadline:
