@@ -21,6 +21,9 @@ Each step (``ask``):
    acquisition (EI by default) on the high-fidelity head (the low-fidelity head while no hi-fi result
    exists), and the best ``n`` distinct candidates are proposed. After ``stall_patience`` high-fidelity
    results without improvement, one pick is made by Thompson sampling instead (exploration fallback).
+   With ``surrogate="gp"`` a Gaussian process on the pretrained ensemble's representation
+   (:mod:`nastune.gp`) takes the fine-tuned ensemble's place; ``benchmarks/results/nb201_surrogates.md``
+   compares the two.
 
 Fidelity policy (when a low fidelity exists): *screen, then promote*. The initial design is evaluated at
 low fidelity. Afterwards a candidate chosen by the acquisition that has no low-fidelity result yet is
@@ -63,8 +66,12 @@ from nastune.storage import (
 )
 
 if TYPE_CHECKING:
+    from nastune.gp import EmbeddingGP
     from nastune.space import SearchSpace
     from nastune.surrogate import DeepEnsemble
+
+    #: what fits the objective: the fine-tuned ensemble or the GP on its representation (option ``surrogate``)
+    Surrogate = DeepEnsemble | EmbeddingGP
 
 __all__ = ["FIDELITIES", "Proposal", "SearchInstance", "atomic_write_json"]
 
@@ -76,7 +83,10 @@ FIDELITIES = ("hi", "lo")
 DEFAULT_OPTIONS: dict[str, Any] = {
     "pretrained": True,  # fine-tune the space's pretrained surrogate; False = a fresh, unpretrained one
     "n_members": 5,  # ensemble size when no pretrained surrogate is used
-    "surrogate_options": {},  # DeepEnsemble hyper-parameter overrides (fine-tuning), e.g. finetune_steps
+    # "ensemble": fine-tune the pretrained deep ensemble; "gp": a Gaussian process on its pretrained
+    # representation (nastune.gp)
+    "surrogate": "ensemble",
+    "surrogate_options": {},  # overrides of DeepEnsemble (fine-tuning, e.g. finetune_steps) or of DEFAULT_GP
     # "diverse": farthest points in the pretrained representation (uniform random without a pretrained
     # surrogate); "random"; or "prior". Diverse by default: it uses what pretraining learned about the
     # candidates without assuming a direction (NB201 tuning seeds, issue 13: median 74 -> 43.5 on CIFAR-10)
@@ -251,6 +261,8 @@ class SearchInstance:
             raise SearchError(
                 f"initial_design must be 'random', 'diverse' or 'prior', got {self.options['initial_design']!r}"
             )
+        if self.options["surrogate"] not in ("ensemble", "gp"):
+            raise SearchError(f"surrogate must be 'ensemble' or 'gp', got {self.options['surrogate']!r}")
         if self.options["initial_design"] == "prior" and not self.options["prior"]:
             raise SearchError("initial_design='prior' needs prior={metric: weight, ...}, e.g. {'params': 1.0}")
         if not 0.0 <= float(self.options["lo_fi_share"]) <= 1.0:
@@ -317,7 +329,7 @@ class SearchInstance:
             if self._acquisition_obj is not None
             else make_acquisition(self._acquisition_spec, **dict(self.options.get("acquisition_options") or {}))
         )
-        self._model: DeepEnsemble | None = None
+        self._model: Surrogate | None = None
         self._model_key: Any = None
         self._embedding: np.ndarray | None = None
 
@@ -652,7 +664,17 @@ class SearchInstance:
         return idx, y, [r[1] for r in rows]
 
     # -- the surrogate -----------------------------------------------------------------------------------------
-    def _fresh_model(self) -> DeepEnsemble:
+    def _fresh_model(self) -> Surrogate:
+        """The objective's surrogate before any fit: the option ``surrogate`` says which kind."""
+        if self.options.get("surrogate", "ensemble") == "gp":
+            from nastune.gp import EmbeddingGP
+
+            base = getattr(self.space, "surrogate", None) if self.options.get("pretrained", True) else None
+            return EmbeddingGP(base, self._features, FIDELITIES, seed=self.seed,
+                               **dict(self.options.get("surrogate_options") or {}))
+        return self._fresh_ensemble()
+
+    def _fresh_ensemble(self) -> DeepEnsemble:
         from nastune.surrogate import DeepEnsemble
 
         base = getattr(self.space, "surrogate", None)
@@ -672,7 +694,7 @@ class SearchInstance:
             **hyper,
         )
 
-    def _fit(self, rng: np.random.Generator, extra: Sequence[tuple[int, str, float]] = ()) -> DeepEnsemble | None:
+    def _fit(self, rng: np.random.Generator, extra: Sequence[tuple[int, str, float]] = ()) -> Surrogate | None:
         """Fine-tune on all observations plus ``extra`` believed ones; ``None`` without observations."""
         idx, y, fids = self._observations()
         if extra:
@@ -867,13 +889,13 @@ class SearchInstance:
                                         _finite_or_none(sd[0]), reason=p.reason)
         return proposals
 
-    def _believer_steps(self, model: DeepEnsemble) -> int:
+    def _believer_steps(self, model: Surrogate) -> int:
         steps = self.options.get("believer_steps")
         if steps is None:
             return max(10, int(model.hyper["finetune_steps"]) // 4)
         return int(steps)
 
-    def _believe(self, model: DeepEnsemble, items: Sequence[tuple[int, str]]) -> list[tuple[int, str, float]]:
+    def _believe(self, model: Surrogate, items: Sequence[tuple[int, str]]) -> list[tuple[int, str, float]]:
         """Kriging believer: each (index, fidelity) with the model's current mean as its value."""
         out: list[tuple[int, str, float]] = []
         for index, fid in items:
@@ -884,7 +906,7 @@ class SearchInstance:
             out.append((int(index), f, float(mean[0])))
         return out
 
-    def _best_standardised(self, model: DeepEnsemble, fidelity: str, *, feasible_only: bool = False) -> float:
+    def _best_standardised(self, model: Surrogate, fidelity: str, *, feasible_only: bool = False) -> float:
         values = [float(e["value"]) for e in self._history if e["fidelity"] == fidelity and e["value"] is not None
                   and (not feasible_only or self.goals.feasible(e, self.metric_lookup))]
         if not values or fidelity not in model.objective_transforms:
@@ -912,7 +934,7 @@ class SearchInstance:
                           is not None and math.isfinite(float(e["objectives"][name])))
             if len(rows) < 2:
                 return None
-            model = self._fresh_model()
+            model = self._fresh_ensemble()
             idx = np.array([r[0] for r in rows], dtype=np.int64)
             model.fit(self._features[idx], np.array([r[1] for r in rows]), ["hi"] * len(rows),
                       seed=int(rng.integers(2**31)))
@@ -934,7 +956,7 @@ class SearchInstance:
 
         return self.goals.feasibility(len(self.space), lookup)
 
-    def _pareto_picks(self, model: DeepEnsemble, target: str, q: int, available: np.ndarray,
+    def _pareto_picks(self, model: Surrogate, target: str, q: int, available: np.ndarray,
                       rng: np.random.Generator, p_feasible: np.ndarray | None, *, explore: bool) -> list[int]:
         """Several objectives: EHVI over the ensemble's members (2 objectives) or a random Chebyshev
         scalarisation of one member (more, an exploration step, or when no member improves the front), times
@@ -1261,11 +1283,13 @@ class SearchInstance:
         """The surrogate as fine-tuned for the last proposals (with evaluations in flight it also holds the
         Kriging believer's stand-in values for them), ``None`` before the first fit. Store it with
         :func:`nastune.checkpoint.surrogate_bytes` and pass it back to :meth:`predict` to skip a refit."""
-        model = self._model
-        return model if model is not None and model.is_fitted else None
+        from nastune.surrogate import DeepEnsemble
+
+        model = self._model  # a GP is not stored: refitting one costs less than reading a file
+        return model if isinstance(model, DeepEnsemble) and model.is_fitted else None
 
     def predict(
-        self, encodings_or_indices: Any, *, surrogate: DeepEnsemble | None = None,
+        self, encodings_or_indices: Any, *, surrogate: Surrogate | None = None,
     ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """The fine-tuned surrogate's belief about some candidates.
 

@@ -1,0 +1,329 @@
+"""A Gaussian process on the pretrained ensemble's representation: the search option ``surrogate="gp"``.
+
+With 10-100 observations, fine-tuning a network ensemble fits few points with many weights; a Gaussian
+process fits them with a handful of hyper-parameters chosen by marginal likelihood, and its uncertainty
+grows away from the data by construction. This one keeps the pretrained trunk fixed and uses it as the
+kernel's input (a *deep kernel* whose network was trained on the profiled metrics, never on the objective):
+
+* input ``u``: the members' mean trunk output for a candidate, z-scored over the whole space and projected
+  on its leading principal components (at most ``max_dims``, keeping ``variance_kept`` of the variance);
+* kernel ``k = B[f, f'] * (s_m^2 * Matern52(u / l) + s_l^2 * <p, p'>)``: an ARD Matern 5/2 on ``u`` plus a
+  linear kernel on ``p``, the pretrained metric heads' standardised predictions (params, latency, ...), so
+  a trend along a profiled metric is learnt from a few points in either direction (the data say whether
+  bigger is better); ``B`` correlates the two fidelities (``rho`` in (0, 1), learnt);
+* objective values standardised per fidelity as the ensemble does (Gaussian copula of their ranks).
+
+Hyper-parameters are the MAP estimate under weak log-normal priors, found by L-BFGS from the same start at
+every fit, so a search stays reproducible. A Kriging-believer refit (``warm_start=True``) keeps them and
+only conditions on the believed values. Without a pretrained surrogate the GP works on the z-scored,
+projected features themselves and has no linear term.
+
+:meth:`EmbeddingGP.predict_members` returns ``mean + z_m * std`` for ``n_members`` fixed quantiles
+``z_m`` (mean 0, std 1 exactly), so the acquisitions' Gaussian EI and UCB see the exact posterior; a
+Thompson "member" is then the posterior mean plus a random multiple of the std, not a joint sample.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from scipy.special import ndtri
+
+from nastune.errors import NastuneError
+from nastune.surrogate import _fit_objective_transform, _forward, _inverse
+
+if TYPE_CHECKING:
+    from nastune.surrogate import DeepEnsemble
+
+__all__ = ["DEFAULT_GP", "EmbeddingGP"]
+
+#: Default options of :class:`EmbeddingGP` (the search's ``surrogate_options`` when ``surrogate="gp"``).
+DEFAULT_GP: dict[str, Any] = {
+    "max_dims": 16,  # principal components of the representation the kernel sees
+    "variance_kept": 0.99,  # ... or fewer, when fewer keep this share of the variance
+    "fit_iterations": 60,  # L-BFGS iterations of the hyper-parameter fit
+    "n_members": 16,  # pseudo-members returned by predict_members
+    "linear_metrics": True,  # the linear kernel on the pretrained metric predictions
+    "representation": "pretrained",  # or "finetuned": the trunk of an ensemble fine-tuned on the observations
+    "kernel": "matern",  # on the representation: "matern" (ARD Matern 5/2) or "linear" (Bayesian linear regression)
+    "objective_transform": "rank",  # as DeepEnsemble: "rank" or "zscore"
+    "noise_floor": 1e-4,  # smallest noise variance (standardised units)
+    "jitter": 1e-6,
+}
+
+
+class EmbeddingGP:
+    """GP surrogate over the candidates of one space (see the module docstring).
+
+    Args:
+        base: the space's pretrained :class:`~nastune.surrogate.DeepEnsemble` (``None``: work on the
+            features themselves).
+        features: ``(n, d)`` features of every candidate of the space (for the projection's statistics).
+        fidelities: the objective's fidelities, ``"hi"`` first.
+        seed: seed of the projection's sub-sample on huge spaces.
+        **options: overrides of :data:`DEFAULT_GP`.
+
+    Shapes: ``X`` is always ``(m, d)`` rows of the space's feature matrix; per-candidate outputs ``(m,)``.
+    """
+
+    def __init__(
+        self,
+        base: DeepEnsemble | None,
+        features: np.ndarray,
+        fidelities: Sequence[str] = ("hi", "lo"),
+        *,
+        seed: int = 0,
+        **options: Any,
+    ) -> None:
+        unknown = set(options) - set(DEFAULT_GP)
+        if unknown:
+            raise NastuneError(f"unknown GP option(s) {sorted(unknown)}; known: {sorted(DEFAULT_GP)}"
+                               " (surrogate_options of a search with surrogate='gp')")
+        self.hyper: dict[str, Any] = {**DEFAULT_GP, **options}
+        if self.hyper["kernel"] not in ("matern", "linear"):
+            raise NastuneError(f"GP kernel must be 'matern' or 'linear', got {self.hyper['kernel']!r}")
+        self.hyper["finetune_steps"] = 0  # the search's believer-step default reads it; a GP needs none
+        self.base = base if base is not None and getattr(base, "pretrained", False) else None
+        self.fidelities = [str(f) for f in fidelities]
+        self.n_members = int(self.hyper["n_members"])
+        if self.n_members < 2:
+            raise NastuneError("the GP needs n_members >= 2 pseudo-members")
+        q = ndtri((np.arange(self.n_members) + 0.5) / self.n_members)
+        self._quantiles = (q - q.mean()) / q.std()
+        if self.hyper["representation"] not in ("pretrained", "finetuned"):
+            raise NastuneError("GP representation must be 'pretrained' or 'finetuned',"
+                               f" got {self.hyper['representation']!r}")
+        # "finetuned": an ensemble fine-tuned on the observations (as surrogate="ensemble" does) supplies the
+        # representation at every fresh fit; the GP replaces only its linear heads and their spread
+        self._ensemble = self.base.copy() if self.base is not None and self.hyper["representation"] == "finetuned" \
+            else None
+        self._seed = int(seed)
+        self.metric_names = list(self.base.metric_names) if self.base is not None else []
+        self.objective_transforms: dict[str, dict[str, Any]] = {}
+        self._linear = self.base is not None and bool(self.hyper["linear_metrics"]) and bool(self.metric_names)
+        self._state: dict[str, Any] | None = None
+        # the search scores the whole space at every step with this same array: its inputs are computed once
+        self._space_features = np.asarray(features, dtype=np.float32)
+        self._set_projection()
+
+    def _set_projection(self) -> None:
+        """Principal components of the representation over the whole space; caches the space's inputs."""
+        rep = self._raw(self._space_features)
+        rng = np.random.default_rng(self._seed)
+        sample = rep if len(rep) <= 20000 else rep[rng.choice(len(rep), 20000, replace=False)]
+        self._mu = sample.mean(0)
+        self._sd = np.where(sample.std(0) > 1e-12, sample.std(0), 1.0)
+        z = (sample - self._mu) / self._sd
+        _, s, vt = np.linalg.svd(z - z.mean(0), full_matrices=False)
+        var = s**2 / max(np.sum(s**2), 1e-300)
+        keep = int(np.searchsorted(np.cumsum(var), float(self.hyper["variance_kept"])) + 1)
+        keep = max(1, min(keep, int(self.hyper["max_dims"]), len(s)))
+        # scaled so the first component has unit variance: the others start with less influence
+        self._proj = vt[:keep].T / max(s[0] / math.sqrt(len(z)), 1e-12)
+        self._space_inputs = self._compute_inputs(self._space_features)
+
+    # -- representation ----------------------------------------------------------------------------------
+    def _raw(self, X: np.ndarray) -> np.ndarray:
+        """``(m, d)`` -> ``(m, h)`` the members' mean trunk output (the features without a base)."""
+        if self.base is None:
+            return np.asarray(X, dtype=np.float64)
+        if self._ensemble is not None and self._ensemble.is_fitted:
+            return self._ensemble.embed(X, pretrained=False).mean(0).astype(np.float64)
+        return self.base.embed(X, pretrained=True).mean(0).astype(np.float64)
+
+    def _inputs(self, X: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``X: (m, d)`` -> ``u: (m, k)`` projected representation, ``p: (m, K)`` standardised metrics."""
+        if X is self._space_features:
+            return self._space_inputs
+        return self._compute_inputs(X)
+
+    def _compute_inputs(self, X: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2:
+            raise NastuneError(f"feature matrix must be (m, d), got shape {X.shape}")
+        u = torch.as_tensor(((self._raw(X) - self._mu) / self._sd) @ self._proj, dtype=torch.float64)
+        if not self._linear:
+            return u, None
+        assert self.base is not None
+        predicted = self.base.predict_metrics(X)
+        cols = []
+        for name in self.metric_names:
+            tr = self.base.metric_transforms.get(name, {"log": False, "mean": 0.0, "std": 1.0})
+            values = predicted[name][0]
+            values = np.log(np.maximum(values, 1e-300)) if tr["log"] else values
+            cols.append((values - tr["mean"]) / tr["std"])
+        return u, torch.as_tensor(np.stack(cols, axis=1), dtype=torch.float64)
+
+    def _fidelity_index(self, fidelity: str) -> int:
+        try:
+            return self.fidelities.index(fidelity)
+        except ValueError:
+            raise NastuneError(f"unknown fidelity {fidelity!r}; this surrogate knows {self.fidelities}") from None
+
+    # -- the kernel ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _unpack(theta: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+        return {"lengthscale": theta[:k].exp(), "matern": theta[k].exp(), "linear": theta[k + 1].exp(),
+                "noise": theta[k + 2].exp(), "rho": torch.sigmoid(theta[k + 3])}
+
+    def _kernel(self, h: dict[str, torch.Tensor], u1: torch.Tensor, p1: torch.Tensor | None, f1: torch.Tensor,
+                u2: torch.Tensor, p2: torch.Tensor | None, f2: torch.Tensor) -> torch.Tensor:
+        a, b = u1 / h["lengthscale"], u2 / h["lengthscale"]
+        if self.hyper["kernel"] == "linear":
+            K = h["matern"] * (a @ b.T) / a.shape[1]
+        else:
+            d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+            r = torch.sqrt(d2.clamp_min(1e-12)) * math.sqrt(5.0)
+            K = h["matern"] * (1.0 + r + r * r / 3.0) * torch.exp(-r)
+        if p1 is not None and p2 is not None:
+            K = K + h["linear"] * (p1 @ p2.T) / p1.shape[1]
+        same = (f1[:, None] == f2[None, :]).to(K.dtype)
+        return K * (same + (1.0 - same) * h["rho"])
+
+    def _prior(self, theta: torch.Tensor, k: int) -> torch.Tensor:
+        """Minus the log prior (log-normal on every positive hyper-parameter, centred on plausible values)."""
+        centre = torch.cat([torch.full((k,), math.log(1.5), dtype=theta.dtype),
+                            torch.tensor([0.0, math.log(0.5), math.log(0.01), 1.0], dtype=theta.dtype)])
+        scale = torch.cat([torch.full((k,), 1.0, dtype=theta.dtype),
+                           torch.tensor([1.0, 1.5, 2.0, 1.5], dtype=theta.dtype)])
+        return 0.5 * (((theta - centre) / scale) ** 2).sum()
+
+    def _start(self, k: int) -> torch.Tensor:
+        return torch.tensor([math.log(1.5)] * k + [0.0, math.log(0.5), math.log(0.01), 1.0], dtype=torch.float64)
+
+    def _factor(self, h: dict[str, torch.Tensor], u: torch.Tensor, p: torch.Tensor | None,
+                f: torch.Tensor) -> torch.Tensor:
+        K = self._kernel(h, u, p, f, u, p, f)
+        noise = h["noise"] + float(self.hyper["noise_floor"]) + float(self.hyper["jitter"])
+        return torch.linalg.cholesky(K + noise * torch.eye(len(u), dtype=K.dtype))
+
+    def _fit_hyper(self, u: torch.Tensor, p: torch.Tensor | None, f: torch.Tensor, y: torch.Tensor) -> (
+        torch.Tensor
+    ):
+        k = u.shape[1]
+        theta = self._start(k).requires_grad_(True)
+        optimiser = torch.optim.LBFGS([theta], lr=0.5, max_iter=int(self.hyper["fit_iterations"]),
+                                      line_search_fn="strong_wolfe")
+        m = len(y)
+
+        def closure() -> torch.Tensor:
+            optimiser.zero_grad()
+            h = self._unpack(theta, k)
+            try:
+                L = self._factor(h, u, p, f)
+            except torch.linalg.LinAlgError:  # the line search tried a degenerate point: reject it
+                return torch.tensor(1e10, dtype=torch.float64, requires_grad=True)
+            alpha = torch.cholesky_solve(y[:, None], L)
+            nll = 0.5 * (y[:, None] * alpha).sum() + torch.log(torch.diagonal(L)).sum()
+            loss = (nll + self._prior(theta, k)) / m
+            loss.backward()
+            return loss
+
+        start = theta.detach().clone()
+        try:
+            optimiser.step(closure)
+        except (RuntimeError, torch.linalg.LinAlgError):
+            theta = start
+        out = theta.detach()
+        return out if torch.isfinite(out).all() else start
+
+    # -- the surrogate contract used by the search ------------------------------------------------------------
+    @property
+    def is_fitted(self) -> bool:
+        return self._state is not None
+
+    def fit(self, X: Any, y: Any, fidelity: Sequence[str] | str = "hi", *, seed: int | None = None,
+            steps: int | None = None, warm_start: bool = False, progress: bool = False) -> dict[str, float]:
+        """Condition on observations (``X: (m, d)``, ``y: (m,)`` maximised, original units).
+
+        ``warm_start=True`` (a Kriging-believer refit) keeps the hyper-parameters and the objective transforms
+        of the last fit. ``seed`` seeds the fine-tuned representation's ensemble (``representation="finetuned"``);
+        ``steps`` and ``progress`` are accepted for the ensemble's signature.
+        """
+        yv = np.asarray(y, dtype=np.float64).reshape(-1)
+        m = len(yv)
+        if m == 0:
+            raise NastuneError("fit needs at least one observation")
+        if not np.isfinite(yv).all():
+            raise NastuneError("observations must be finite; leave failed evaluations out of fit()")
+        fids = [fidelity] * m if isinstance(fidelity, str) else [str(v) for v in fidelity]
+        if len(fids) != m:
+            raise NastuneError(f"{len(fids)} fidelity labels for {m} observations")
+        f = torch.as_tensor([self._fidelity_index(v) for v in fids], dtype=torch.int64)
+        fresh = not (warm_start and self._state is not None)
+        if fresh:
+            self.objective_transforms = {}
+            for name in self.fidelities:
+                sel = yv[np.array([v == name for v in fids])]
+                if len(sel):
+                    self.objective_transforms[name] = _fit_objective_transform(
+                        sel, str(self.hyper["objective_transform"]))
+        yz = np.zeros(m)
+        for name in self.fidelities:
+            sel = np.array([v == name for v in fids])
+            if sel.any():
+                yz[sel] = _forward(self.objective_transforms[name], yv[sel])
+        if fresh and self._ensemble is not None:
+            self._ensemble.fit(X, yv, fids, seed=seed)
+            self._set_projection()
+        u, p = self._inputs(X)
+        yt = torch.as_tensor(yz, dtype=torch.float64)
+        theta = self._fit_hyper(u, p, f, yt) if fresh or self._state is None else self._state["theta"]
+        h = self._unpack(theta, u.shape[1])
+        L = self._factor(h, u, p, f)
+        self._state = {"theta": theta, "u": u, "p": p, "f": f, "L": L,
+                       "alpha": torch.cholesky_solve(yt[:, None], L)[:, 0]}
+        return {"n": m, "noise": float(h["noise"]), "rho": float(h["rho"])}
+
+    def _posterior(self, X: Any, fidelity: str) -> tuple[np.ndarray, np.ndarray]:
+        """Standardised posterior mean and std at ``fidelity`` (prior N(0, k(x, x)) before any fit)."""
+        u, p = self._inputs(X)
+        fk = torch.full((len(u),), self._fidelity_index(fidelity), dtype=torch.int64)
+        s = self._state
+        theta = s["theta"] if s is not None else self._start(u.shape[1])
+        h = self._unpack(theta, u.shape[1])
+        scaled = u / h["lengthscale"]
+        linear_rep = self.hyper["kernel"] == "linear"
+        rep_var = h["matern"] * (scaled * scaled).sum(1) / scaled.shape[1] if linear_rep else h["matern"]
+        prior_var = rep_var + (h["linear"] * (p * p).sum(1) / p.shape[1] if p is not None else 0.0)
+        prior_var = prior_var * torch.ones(len(u), dtype=torch.float64)
+        if s is None:
+            return np.zeros(len(u)), prior_var.sqrt().numpy()
+        mean = np.empty(len(u))
+        var = np.empty(len(u))
+        chunk = 8192
+        for a in range(0, len(u), chunk):
+            sl = slice(a, a + chunk)
+            Ks = self._kernel(h, u[sl], None if p is None else p[sl], fk[sl], s["u"], s["p"], s["f"])
+            mean[a:a + chunk] = (Ks @ s["alpha"]).numpy()
+            v = torch.linalg.solve_triangular(s["L"], Ks.T, upper=False)
+            var[a:a + chunk] = (prior_var[sl] - (v * v).sum(0)).numpy()
+        return mean, np.sqrt(np.maximum(var, 1e-12))
+
+    def predict_members(self, X: Any, fidelity: str = "hi", *, standardised: bool = False) -> np.ndarray:
+        """``(n_members, m)`` float32: ``mean + z_j * std`` for the fixed quantiles ``z_j`` (standardised units,
+        or back in original units)."""
+        mean, std = self._posterior(X, fidelity)
+        out = mean[None, :] + self._quantiles[:, None] * std[None, :]
+        if not standardised:
+            tr = self.objective_transforms.get(fidelity, {"kind": "zscore", "mean": 0.0, "std": 1.0})
+            out = _inverse(tr, out)
+        return out.astype(np.float32)
+
+    def predict(self, X: Any, fidelity: str = "hi") -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std of the objective at ``fidelity`` (original units, over the pseudo-members)."""
+        members = self.predict_members(X, fidelity).astype(np.float64)
+        return members.mean(0), members.std(0)
+
+    def standardise(self, y: Any, fidelity: str = "hi") -> np.ndarray:
+        """Original units -> the standardised units of the last fit (unchanged before any fit)."""
+        tr = self.objective_transforms.get(fidelity, {"kind": "zscore", "mean": 0.0, "std": 1.0})
+        return _forward(tr, np.asarray(y, dtype=np.float64))
+
+    def __repr__(self) -> str:
+        return (f"EmbeddingGP(dims={self._proj.shape[1]}, linear_metrics={self._linear},"
+                f" fitted={self.is_fitted})")

@@ -1,0 +1,130 @@
+"""The Gaussian-process surrogate on the pretrained representation (search option ``surrogate="gp"``)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nastune import NastuneError, SearchError, SearchInstance
+from nastune.gp import EmbeddingGP
+from tests.engine.test_features import formula, toy_space
+
+
+def grid(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, 3)`` features and a smooth objective of the first two."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, size=(n, 3)).astype(np.float32)
+    y = np.sin(X[:, 0]) + 0.5 * np.cos(1.5 * X[:, 1])
+    return X, y.astype(np.float64)
+
+
+def test_the_posterior_passes_through_the_observations_and_widens_away_from_them() -> None:
+    X, y = grid()
+    gp = EmbeddingGP(None, X, objective_transform="zscore")
+    observed = np.arange(0, 400, 20)
+    gp.fit(X[observed], y[observed])
+    mean, std = gp.predict(X, "hi")
+    np.testing.assert_allclose(mean[observed], y[observed], atol=0.05)
+    far = np.argsort(np.min(np.linalg.norm(X[:, None, :2] - X[None, observed, :2], axis=2), axis=1))[-20:]
+    assert std[observed].max() < 0.5 * std[far].min(), (std[observed].max(), std[far].min())
+    # and it generalises: rank correlation with the truth on the unobserved candidates
+    rest = np.setdiff1d(np.arange(400), observed)
+    assert np.corrcoef(np.argsort(np.argsort(mean[rest])), np.argsort(np.argsort(y[rest])))[0, 1] > 0.8
+
+
+def test_pseudo_members_carry_the_posterior_mean_and_std_exactly() -> None:
+    X, y = grid()
+    gp = EmbeddingGP(None, X, n_members=8)
+    gp.fit(X[:30], y[:30])
+    members = gp.predict_members(X, "hi", standardised=True)
+    assert members.shape == (8, 400)
+    mean, std = gp._posterior(X, "hi")
+    np.testing.assert_allclose(members.mean(0), mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(members.std(0), std, rtol=1e-4, atol=1e-5)
+
+
+def test_a_believer_refit_keeps_the_hyperparameters_and_shrinks_the_std_where_it_believes() -> None:
+    X, y = grid()
+    gp = EmbeddingGP(None, X, objective_transform="zscore")
+    gp.fit(X[:25], y[:25])
+    theta = gp._state["theta"].clone()
+    believed = int(np.argmax(gp.predict(X)[1]))  # the most uncertain candidate
+    mean_before, std_before = gp.predict(X[[believed]])
+    gp.fit(X[[*range(25), believed]], np.concatenate([y[:25], mean_before]), warm_start=True)
+    assert np.array_equal(gp._state["theta"].numpy(), theta.numpy())
+    mean_after, std_after = gp.predict(X[[believed]])
+    assert mean_after[0] == pytest.approx(mean_before[0], abs=1e-3)
+    assert std_after[0] < 0.3 * std_before[0], (std_after, std_before)
+
+
+def test_low_fidelity_results_inform_the_high_fidelity_prediction() -> None:
+    X, y = grid()
+    hi_only = np.arange(0, 400, 50)  # 8 high-fidelity results
+    lo = np.arange(1, 400, 4)  # 100 low-fidelity results of a shifted, scaled copy
+    rest = np.setdiff1d(np.arange(400), np.concatenate([hi_only, lo]))
+
+    def accuracy(gp: EmbeddingGP) -> float:
+        mean, _ = gp.predict(X[rest], "hi")
+        return float(np.corrcoef(mean, y[rest])[0, 1])
+
+    alone = EmbeddingGP(None, X)
+    alone.fit(X[hi_only], y[hi_only], "hi")
+    both = EmbeddingGP(None, X)
+    both.fit(np.concatenate([X[hi_only], X[lo]]), np.concatenate([y[hi_only], 0.5 * y[lo] - 3.0]),
+             ["hi"] * len(hi_only) + ["lo"] * len(lo))
+    assert accuracy(both) > accuracy(alone) + 0.1, (accuracy(both), accuracy(alone))
+
+
+def test_bad_options_and_inputs_say_what_to_fix() -> None:
+    X, y = grid(50)
+    with pytest.raises(NastuneError, match="unknown GP option"):
+        EmbeddingGP(None, X, lengthscale=2.0)
+    gp = EmbeddingGP(None, X)
+    with pytest.raises(NastuneError, match="finite"):
+        gp.fit(X[:3], [1.0, float("nan"), 2.0])
+    with pytest.raises(NastuneError, match="unknown fidelity"):
+        gp.fit(X[:3], y[:3], "medium")
+    with pytest.raises(SearchError, match="surrogate must be 'ensemble' or 'gp'"):
+        SearchInstance("s", None, search_space=toy_space(Path(tempfile.mkdtemp()), 0), surrogate="forest",
+                       progress=False)
+
+
+def test_a_gp_search_repeats_itself_for_a_seed(tmp_path: Path) -> None:
+    ss = toy_space(tmp_path, 0)
+    values = np.array([formula(e) for e in ss.encodings])
+
+    def history() -> list[int]:
+        s = SearchInstance("toy", None, search_space=ss, seed=3, progress=False, surrogate="gp", eval_budget=16)
+        out = []
+        for _ in range(16):
+            for p in s.ask(2 if len(out) > 10 else 1):  # a batch exercises the Kriging believer
+                s.tell(p.index, p.fidelity, float(values[p.index]))
+                out.append(p.index)
+        return out
+
+    assert history() == history()
+
+
+def test_a_gp_search_finds_the_known_optimum_much_faster_than_random(tmp_path: Path) -> None:
+    # 288 encodings: random search needs 144.5 evaluations on average to meet the optimum
+    budget = 40
+    steps = []
+    for seed in range(3):
+        ss = toy_space(tmp_path, seed)
+        values = np.array([formula(e) for e in ss.encodings])
+        optimum = int(np.argmax(values))
+        s = SearchInstance("toy", None, search_space=ss, seed=seed, progress=False, surrogate="gp",
+                           eval_budget=budget)
+        found = budget + 1
+        for k in range(budget):
+            (p,) = s.ask(1)
+            s.tell(p.index, p.fidelity, float(values[p.index]))
+            if p.index == optimum:
+                found = k + 1
+                break
+        steps.append(found)
+    assert np.mean(steps) < 144.5 / 4, steps
+    assert all(x <= budget for x in steps), steps
