@@ -75,6 +75,8 @@ METHODS: dict[str, Method] = {
                pretrained=False),
         Method("user-encoding", "user", "nastune, user-level inputs, encoding features only", metrics=USER_METRICS,
                features="encoding"),
+        Method("user-gp", "user", "nastune, user-level inputs, GP on the pretrained representation",
+               metrics=USER_METRICS, options={"surrogate": "gp"}),
         Method("user-transfer", "user", "nastune, user-level inputs, warm start from 100 CIFAR-10 evaluations",
                metrics=USER_METRICS, warm_start=True),
         Method("nastune", "bo", "nastune (simultaneous pretraining)"),

@@ -29,8 +29,7 @@ from benchmarks.nb201 import common
 from benchmarks.nb201.common import BUDGET, CHECKPOINTS, DATASET_LABEL, DATASETS, METHODS, VAR
 
 RESULTS = VAR / "results"
-REPORT = common.ROOT / "benchmarks" / "results" / "nb201.md"
-FIGURE = common.ROOT / "benchmarks" / "results" / "nb201.png"
+RESULTS_DIR = common.ROOT / "benchmarks" / "results"
 
 #: issue 5's targets: median evaluations to the optimum per dataset
 TARGET_MEDIAN = {"cifar10": 30, "cifar100": 15, "imagenet16": 100}
@@ -138,7 +137,7 @@ def _verdict(lo: float, hi: float) -> str:
 
 
 def build_report(methods: Sequence[str], datasets: Sequence[str], seeds: Sequence[int], budget: int,
-                 wall_s: float | None) -> str:
+                 wall_s: float | None, name: str = "nb201") -> str:
     results = load_results(methods, datasets, seeds)
     summary = {key: summarise(rows, budget) for key, rows in results.items()}
     lines: list[str] = []
@@ -223,7 +222,8 @@ def build_report(methods: Sequence[str], datasets: Sequence[str], seeds: Sequenc
           + (f" (not shown against: {', '.join(METHODS[b].label for b in not_beaten)})" if not_beaten else "")
           + (f" (not run: {', '.join(METHODS[b].label for b in missing)})" if missing else "") + ".")
         for other, what in (("user-nopretrain", "no pretraining"), ("nastune", "issue 5's hand-feature row"),
-                            ("user-encoding", "the same search without architecture features")):
+                            ("user-encoding", "the same search without architecture features"),
+                            ("user-gp", "the GP surrogate (option surrogate='gp')")):
             if (d, other) in cmp:
                 med_d, lo, hi, _ = cmp[(d, other)]
                 w(f"  * the headline row {_verdict(lo, hi)} {what}: median saving {med_d:+.1f} evaluations,"
@@ -245,7 +245,7 @@ def build_report(methods: Sequence[str], datasets: Sequence[str], seeds: Sequenc
     w("")
     w("## Best-value curves")
     w("")
-    w("![best-value curves](nb201.png)")
+    w(f"![best-value curves]({name}.png)")
     w("")
     w("Top: mean validation regret of the incumbent (best validation accuracy of the benchmark minus the best found"
       " so far, log scale, runs that found the optimum contribute 0). Bottom: share of seeds that have evaluated"
@@ -258,12 +258,14 @@ def build_report(methods: Sequence[str], datasets: Sequence[str], seeds: Sequenc
       + (f" these runs took {wall_s / 3600:.1f} h wall." if wall_s else ""))
     w("* Rerun: `python -m benchmarks.nb201.run --jobs 2 --budget 150`; `--only-report` rewrites this file from the"
       " cached runs in `var/nb201/results/`. Details, the user-level space, the transfer rows and the tuning log:"
-      " `benchmarks/nb201/README.md`.")
+      " `benchmarks/nb201/README.md`. `nb201_surrogates.md` compares the surrogates: the fine-tuned ensemble (with"
+      " and without the architecture features) and the GP on its representation, seeds 0-29 of their own run.")
     w("")
     return "\n".join(lines)
 
 
-def build_figure(methods: Sequence[str], datasets: Sequence[str], seeds: Sequence[int], budget: int) -> Path:
+def build_figure(methods: Sequence[str], datasets: Sequence[str], seeds: Sequence[int], budget: int,
+                 name: str = "nb201") -> Path:
     from benchmarks.nb201.png import Panel, render
 
     results = load_results(methods, datasets, seeds)
@@ -284,7 +286,7 @@ def build_figure(methods: Sequence[str], datasets: Sequence[str], seeds: Sequenc
                          log_y=True, y_range=(0.01, 20.0), dashed=dashed))
         bottom.append(Panel(f"{DATASET_LABEL[d]}: optimum found", x, found, "share of seeds", y_range=(0.0, 1.0),
                             dashed=dashed))
-    return render(top + bottom, FIGURE, columns=len(datasets),
+    return render(top + bottom, RESULTS_DIR / f"{name}.png", columns=len(datasets),
                   title=f"NAS-Bench-201, {len(seeds)} seeds per method, budget {budget}")
 
 
@@ -297,6 +299,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--fresh", action="store_true", help="discard cached runs of the selected methods")
     parser.add_argument("--only-report", action="store_true")
+    parser.add_argument("--report", default="nb201",
+                        help="write benchmarks/results/REPORT.md and .png (another name for a subset of the rows)")
     args = parser.parse_args()
     methods = [m for m in args.methods.split(",") if m]
     datasets = [d for d in args.datasets.split(",") if d]
@@ -326,10 +330,10 @@ def main() -> None:
         walls[args.seeds] = walls.get(args.seeds, 0.0) + (time.time() - start)
         wall_file.parent.mkdir(parents=True, exist_ok=True)
         wall_file.write_text(json.dumps(walls))
-    report = build_report(methods, datasets, seeds, args.budget, walls.get(args.seeds))
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(report + "\n")
-    build_figure(methods, datasets, seeds, args.budget)
+    report = build_report(methods, datasets, seeds, args.budget, walls.get(args.seeds), args.report)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / f"{args.report}.md").write_text(report + "\n")
+    build_figure(methods, datasets, seeds, args.budget, args.report)
     print(report)
 
 
