@@ -192,7 +192,9 @@ def toy_space(tmp_path: Path, seed: int) -> Any:
     return ss
 
 
-def test_toy_search_finds_the_known_optimum_much_faster_than_random(tmp_path: Path) -> None:
+@pytest.mark.parametrize("options", [{"surrogate_options": {"finetune_steps": 100}}, {"surrogate": "gp"}],
+                         ids=["ensemble", "gp"])
+def test_toy_search_finds_the_known_optimum_much_faster_than_random(tmp_path: Path, options: dict) -> None:
     # 288 encodings: random search needs 144.5 evaluations on average to meet the optimum
     budget = 40
     steps = []
@@ -201,7 +203,7 @@ def test_toy_search_finds_the_known_optimum_much_faster_than_random(tmp_path: Pa
         values = np.array([formula(e) for e in ss.encodings])
         optimum = int(np.argmax(values))
         s = SearchInstance("toy", None, search_space=ss, seed=seed, progress=False, hi_fi_eval=None,
-                           eval_budget=budget, surrogate_options={"finetune_steps": 100})
+                           eval_budget=budget, **options)
         found = budget + 1
         for k in range(budget):
             (p,) = s.ask(1)

@@ -106,25 +106,3 @@ def test_a_gp_search_repeats_itself_for_a_seed(tmp_path: Path) -> None:
         return out
 
     assert history() == history()
-
-
-def test_a_gp_search_finds_the_known_optimum_much_faster_than_random(tmp_path: Path) -> None:
-    # 288 encodings: random search needs 144.5 evaluations on average to meet the optimum
-    budget = 40
-    steps = []
-    for seed in range(3):
-        ss = toy_space(tmp_path, seed)
-        values = np.array([formula(e) for e in ss.encodings])
-        optimum = int(np.argmax(values))
-        s = SearchInstance("toy", None, search_space=ss, seed=seed, progress=False, surrogate="gp",
-                           eval_budget=budget)
-        found = budget + 1
-        for k in range(budget):
-            (p,) = s.ask(1)
-            s.tell(p.index, p.fidelity, float(values[p.index]))
-            if p.index == optimum:
-                found = k + 1
-                break
-        steps.append(found)
-    assert np.mean(steps) < 144.5 / 4, steps
-    assert all(x <= budget for x in steps), steps
