@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from nastune import NastuneError, SearchError, SearchInstance
+from nastune import DeepEnsemble, NastuneError, SearchError, SearchInstance
 from nastune.gp import EmbeddingGP
 from tests.engine.test_features import formula, toy_space
 
@@ -106,3 +107,19 @@ def test_a_gp_search_repeats_itself_for_a_seed(tmp_path: Path) -> None:
         return out
 
     assert history() == history()
+
+
+def test_a_finetuned_representation_is_refitted_to_the_objective_at_each_fresh_fit() -> None:
+    X, y = grid(300)
+    base = DeepEnsemble(3, ["size"], n_members=3, seed=0, hidden=16, pretrain_epochs=5)
+    base.pretrain(X, {"size": np.abs(X[:, 2]) + 0.1}, progress=False)  # knows nothing of the objective
+    gp = EmbeddingGP(base, X, representation="finetuned", objective_transform="zscore")
+    before = gp._space_inputs[0].clone()
+    gp.fit(X[:60], y[:60], seed=0)
+    after = gp._space_inputs[0]
+    assert before.shape != after.shape or not torch.allclose(before, after)
+    mean, _ = gp.predict(X[60:])
+    assert np.corrcoef(mean, y[60:])[0, 1] > 0.6
+    believed = gp._space_inputs
+    gp.fit(X[:61], np.append(y[:60], mean[0]), warm_start=True)  # a believer refit keeps the representation
+    assert gp._space_inputs is believed
