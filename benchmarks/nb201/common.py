@@ -77,6 +77,8 @@ METHODS: dict[str, Method] = {
                features="encoding"),
         Method("user-gp", "user", "nastune, user-level inputs, GP on the pretrained representation",
                metrics=USER_METRICS, options={"surrogate": "gp"}),
+        Method("user-random-init", "user", "nastune, user-level inputs, random initial design",
+               metrics=USER_METRICS, options={"initial_design": "random"}),
         Method("user-transfer", "user", "nastune, user-level inputs, warm start from 100 CIFAR-10 evaluations",
                metrics=USER_METRICS, warm_start=True),
         Method("nastune", "bo", "nastune (simultaneous pretraining)"),

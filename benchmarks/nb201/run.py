@@ -223,7 +223,8 @@ def build_report(methods: Sequence[str], datasets: Sequence[str], seeds: Sequenc
           + (f" (not run: {', '.join(METHODS[b].label for b in missing)})" if missing else "") + ".")
         for other, what in (("user-nopretrain", "no pretraining"), ("nastune", "issue 5's hand-feature row"),
                             ("user-encoding", "the same search without architecture features"),
-                            ("user-gp", "the GP surrogate (option surrogate='gp')")):
+                            ("user-gp", "the GP surrogate (option surrogate='gp')"),
+                            ("user-random-init", "the same search with a random initial design")):
             if (d, other) in cmp:
                 med_d, lo, hi, _ = cmp[(d, other)]
                 w(f"  * the headline row {_verdict(lo, hi)} {what}: median saving {med_d:+.1f} evaluations,"
@@ -258,8 +259,9 @@ def build_report(methods: Sequence[str], datasets: Sequence[str], seeds: Sequenc
       + (f" these runs took {wall_s / 3600:.1f} h wall." if wall_s else ""))
     w("* Rerun: `python -m benchmarks.nb201.run --jobs 2 --budget 150`; `--only-report` rewrites this file from the"
       " cached runs in `var/nb201/results/`. Details, the user-level space, the transfer rows and the tuning log:"
-      " `benchmarks/nb201/README.md`. `nb201_surrogates.md` compares the surrogates: the fine-tuned ensemble (with"
-      " and without the architecture features) and the GP on its representation, seeds 0-29 of their own run.")
+      " `benchmarks/nb201/README.md`. `nb201_surrogates.md` compares the default's parts: the fine-tuned ensemble"
+      " (with and without the architecture features, with a random initial design) and the GP on its"
+      " representation, seeds 0-29 of their own run.")
     w("")
     return "\n".join(lines)
 
