@@ -34,7 +34,7 @@ import torch
 from scipy.special import ndtri
 
 from nastune.errors import NastuneError
-from nastune.surrogate import _fit_objective_transform, _forward, _inverse
+from nastune.surrogate import _fit_objective_transforms, _forward, _inverse, _standardise_objective
 
 if TYPE_CHECKING:
     from nastune.surrogate import DeepEnsemble
@@ -86,7 +86,6 @@ class EmbeddingGP:
         self.hyper: dict[str, Any] = {**DEFAULT_GP, **options}
         if self.hyper["kernel"] not in ("matern", "linear"):
             raise NastuneError(f"GP kernel must be 'matern' or 'linear', got {self.hyper['kernel']!r}")
-        self.hyper["finetune_steps"] = 0  # the search's believer-step default reads it; a GP needs none
         self.base = base if base is not None and getattr(base, "pretrained", False) else None
         self.fidelities = [str(f) for f in fidelities]
         self.n_members = int(self.hyper["n_members"])
@@ -150,12 +149,7 @@ class EmbeddingGP:
             return u, None
         assert self.base is not None
         predicted = self.base.predict_metrics(X)
-        cols = []
-        for name in self.metric_names:
-            tr = self.base.metric_transforms.get(name, {"log": False, "mean": 0.0, "std": 1.0})
-            values = predicted[name][0]
-            values = np.log(np.maximum(values, 1e-300)) if tr["log"] else values
-            cols.append((values - tr["mean"]) / tr["std"])
+        cols = [self.base.standardise_metric(name, predicted[name][0]) for name in self.metric_names]
         return u, torch.as_tensor(np.stack(cols, axis=1), dtype=torch.float64)
 
     def _fidelity_index(self, fidelity: str) -> int:
@@ -184,10 +178,22 @@ class EmbeddingGP:
         same = (f1[:, None] == f2[None, :]).to(K.dtype)
         return K * (same + (1.0 - same) * h["rho"])
 
+    def _kernel_diagonal(self, h: dict[str, torch.Tensor], u: torch.Tensor, p: torch.Tensor | None) -> (
+        torch.Tensor
+    ):
+        """``k(x, x)`` of every row (the fidelity factor is 1 on the diagonal)."""
+        if self.hyper["kernel"] == "linear":
+            a = u / h["lengthscale"]
+            K = h["matern"] * (a * a).sum(1) / a.shape[1]
+        else:
+            K = h["matern"] * torch.ones(len(u), dtype=u.dtype)
+        if p is not None:
+            K = K + h["linear"] * (p * p).sum(1) / p.shape[1]
+        return K
+
     def _prior(self, theta: torch.Tensor, k: int) -> torch.Tensor:
         """Minus the log prior (log-normal on every positive hyper-parameter, centred on plausible values)."""
-        centre = torch.cat([torch.full((k,), math.log(1.5), dtype=theta.dtype),
-                            torch.tensor([0.0, math.log(0.5), math.log(0.01), 1.0], dtype=theta.dtype)])
+        centre = self._start(k).to(theta.dtype)  # every fit starts at the prior's centre
         scale = torch.cat([torch.full((k,), 1.0, dtype=theta.dtype),
                            torch.tensor([1.0, 1.5, 2.0, 1.5], dtype=theta.dtype)])
         return 0.5 * (((theta - centre) / scale) ** 2).sum()
@@ -256,17 +262,9 @@ class EmbeddingGP:
         f = torch.as_tensor([self._fidelity_index(v) for v in fids], dtype=torch.int64)
         fresh = not (warm_start and self._state is not None)
         if fresh:
-            self.objective_transforms = {}
-            for name in self.fidelities:
-                sel = yv[np.array([v == name for v in fids])]
-                if len(sel):
-                    self.objective_transforms[name] = _fit_objective_transform(
-                        sel, str(self.hyper["objective_transform"]))
-        yz = np.zeros(m)
-        for name in self.fidelities:
-            sel = np.array([v == name for v in fids])
-            if sel.any():
-                yz[sel] = _forward(self.objective_transforms[name], yv[sel])
+            self.objective_transforms = _fit_objective_transforms(
+                yv, f.numpy(), self.fidelities, str(self.hyper["objective_transform"]))
+        yz, _ = _standardise_objective(self.objective_transforms, yv, f.numpy(), self.fidelities)
         if fresh and self._ensemble is not None:
             self._ensemble.fit(X, yv, fids, seed=seed)
             self._set_projection()
@@ -286,11 +284,7 @@ class EmbeddingGP:
         s = self._state
         theta = s["theta"] if s is not None else self._start(u.shape[1])
         h = self._unpack(theta, u.shape[1])
-        scaled = u / h["lengthscale"]
-        linear_rep = self.hyper["kernel"] == "linear"
-        rep_var = h["matern"] * (scaled * scaled).sum(1) / scaled.shape[1] if linear_rep else h["matern"]
-        prior_var = rep_var + (h["linear"] * (p * p).sum(1) / p.shape[1] if p is not None else 0.0)
-        prior_var = prior_var * torch.ones(len(u), dtype=torch.float64)
+        prior_var = self._kernel_diagonal(h, u, p)
         if s is None:
             return np.zeros(len(u)), prior_var.sqrt().numpy()
         mean = np.empty(len(u))

@@ -892,7 +892,7 @@ class SearchInstance:
     def _believer_steps(self, model: Surrogate) -> int:
         steps = self.options.get("believer_steps")
         if steps is None:
-            return max(10, int(model.hyper["finetune_steps"]) // 4)
+            return max(10, int(model.hyper.get("finetune_steps", 0)) // 4)  # a GP has no steps to take
         return int(steps)
 
     def _believe(self, model: Surrogate, items: Sequence[tuple[int, str]]) -> list[tuple[int, str, float]]:
@@ -1050,9 +1050,7 @@ class SearchInstance:
                                       f" known: {base.metric_names}")
                 predicted = base.predict_metrics(self._features)
                 for metric, w in weights.items():
-                    tr = base.metric_transforms[metric]
-                    values = np.log(np.maximum(predicted[metric][0], 1e-300)) if tr["log"] else predicted[metric][0]
-                    score += float(w) * (values - tr["mean"]) / tr["std"]
+                    score += float(w) * base.standardise_metric(metric, predicted[metric][0])
             self._prior_score = score
         return self._prior_score
 

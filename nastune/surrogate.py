@@ -171,6 +171,33 @@ def _inverse(tr: Mapping[str, Any], z: np.ndarray) -> np.ndarray:
     return np.where(z > zs[-1], ys[-1] + (z - zs[-1]) * tr["std"], out)
 
 
+def _fit_objective_transforms(y: np.ndarray, fidelity_index: np.ndarray, fidelities: Sequence[str],
+                              kind: str) -> dict[str, dict[str, Any]]:
+    """One transform per fidelity that has observations (``y: (m,)``, ``fidelity_index: (m,)`` into
+    ``fidelities``)."""
+    transforms = {}
+    for k, name in enumerate(fidelities):
+        sel = y[fidelity_index == k]
+        if len(sel):
+            transforms[name] = _fit_objective_transform(sel, kind)
+    return transforms
+
+
+def _standardise_objective(transforms: Mapping[str, Mapping[str, Any]], y: np.ndarray, fidelity_index: np.ndarray,
+                           fidelities: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``y: (m,)`` in original units -> ``(m,)`` standardised by its fidelity's transform, and ``(m,)`` bool:
+    whether that fidelity has a transform (observations without one stay 0)."""
+    yz = np.zeros(len(y))
+    known = np.zeros(len(y), dtype=bool)
+    for k, name in enumerate(fidelities):
+        sel = fidelity_index == k
+        tr = transforms.get(name)
+        if tr is not None:
+            yz[sel] = _forward(tr, y[sel])
+            known[sel] = True
+    return yz, known
+
+
 def _wants_log(values: np.ndarray, ratio: float) -> bool:
     finite = values[np.isfinite(values)]
     if len(finite) < 2 or finite.min() <= 0:
@@ -531,21 +558,9 @@ class DeepEnsemble:
         fid_idx = np.array([self._fidelity_index(f) for f in fids], dtype=np.int64)
         fresh = not (warm_start and self._fitted is not None)  # start again from the pretrained weights
         if fresh:
-            self.objective_transforms = {}
-            for k, name in enumerate(self.fidelities):
-                sel = yv[fid_idx == k]
-                if len(sel):
-                    self.objective_transforms[name] = _fit_objective_transform(
-                        sel, str(self.hyper["objective_transform"])
-                    )
-        yz = np.zeros(m)
-        known_fid = np.zeros(m, dtype=bool)
-        for k, name in enumerate(self.fidelities):
-            sel = fid_idx == k
-            tr = self.objective_transforms.get(name)
-            if tr is not None:
-                yz[sel] = _forward(tr, yv[sel])
-                known_fid[sel] = True
+            self.objective_transforms = _fit_objective_transforms(
+                yv, fid_idx, self.fidelities, str(self.hyper["objective_transform"]))
+        yz, known_fid = _standardise_objective(self.objective_transforms, yv, fid_idx, self.fidelities)
         generator = torch.Generator().manual_seed(self.seed if seed is None else int(seed))
         M = self.n_members
         base = self._base if fresh or self._fitted is None else self._fitted
@@ -772,6 +787,21 @@ class DeepEnsemble:
                 values = np.exp(values)
             result[name] = (values.mean(0), values.std(0))
         return result
+
+    def standardise_metric(self, name: str, values: Any) -> np.ndarray:
+        """Values of pretraining metric ``name`` in original units -> the standardised units its head was
+        pretrained in (logged first where the metric was logged; unchanged for an unknown metric).
+
+        Args:
+            name: a metric of :attr:`metric_names`. values: ``(n,)``.
+
+        Returns:
+            ``(n,)`` float64.
+        """
+        tr = self.metric_transforms.get(name, {"log": False, "mean": 0.0, "std": 1.0})
+        v = np.asarray(values, dtype=np.float64)
+        v = np.log(np.maximum(v, 1e-300)) if tr["log"] else v
+        return (v - tr["mean"]) / tr["std"]
 
     def embed(self, X: Any, *, pretrained: bool = True) -> np.ndarray:
         """The trunk's representation of candidates.

@@ -29,7 +29,7 @@ from benchmarks.nb201 import common
 from benchmarks.nb201.common import BUDGET, CHECKPOINTS, DATASET_LABEL, DATASETS, METHODS, VAR
 
 RESULTS = VAR / "results"
-RESULTS_DIR = common.ROOT / "benchmarks" / "results"
+REPORTS = common.ROOT / "benchmarks" / "results"
 
 #: issue 5's targets: median evaluations to the optimum per dataset
 TARGET_MEDIAN = {"cifar10": 30, "cifar100": 15, "imagenet16": 100}
@@ -288,7 +288,7 @@ def build_figure(methods: Sequence[str], datasets: Sequence[str], seeds: Sequenc
                          log_y=True, y_range=(0.01, 20.0), dashed=dashed))
         bottom.append(Panel(f"{DATASET_LABEL[d]}: optimum found", x, found, "share of seeds", y_range=(0.0, 1.0),
                             dashed=dashed))
-    return render(top + bottom, RESULTS_DIR / f"{name}.png", columns=len(datasets),
+    return render(top + bottom, REPORTS / f"{name}.png", columns=len(datasets),
                   title=f"NAS-Bench-201, {len(seeds)} seeds per method, budget {budget}")
 
 
@@ -333,8 +333,8 @@ def main() -> None:
         wall_file.parent.mkdir(parents=True, exist_ok=True)
         wall_file.write_text(json.dumps(walls))
     report = build_report(methods, datasets, seeds, args.budget, walls.get(args.seeds), args.report)
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / f"{args.report}.md").write_text(report + "\n")
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    (REPORTS / f"{args.report}.md").write_text(report + "\n")
     build_figure(methods, datasets, seeds, args.budget, args.report)
     print(report)
 
