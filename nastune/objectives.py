@@ -234,6 +234,34 @@ def ehvi_2d(samples: np.ndarray, front: np.ndarray, reference: Sequence[float] |
     return np.mean([hypervolume_improvement_2d(S[m], front, reference) for m in range(S.shape[0])], axis=0)
 
 
+def non_domination_probability(mean: np.ndarray, std: np.ndarray, front: np.ndarray) -> np.ndarray:
+    """``(n,)`` probability that each candidate is not dominated by ``front: (p, 2)`` (maximised), its two
+    objectives independent Gaussians ``mean, std: (n, 2)`` (std 0: a known value).
+
+    With the front sorted by the first objective ascending (so the second descends), a candidate whose first
+    objective falls in ``(x[i-1], x[i]]`` is dominated exactly when its second is at most ``y[i]``; summing
+    over those slices gives the probability of being dominated in closed form.
+    """
+    mu = np.asarray(mean, dtype=float)
+    sd = np.asarray(std, dtype=float)
+    F = np.asarray(front, dtype=float).reshape(-1, 2)
+    F = F[np.all(np.isfinite(F), axis=1)]
+    if len(F) == 0:
+        return np.ones(len(mu))
+    F = F[pareto_mask(F)]
+    F = F[np.argsort(F[:, 0], kind="stable")]
+
+    def cdf(bound: np.ndarray, j: int) -> np.ndarray:  # (n, p) P(objective j <= bound); a tie is dominated
+        m, s = mu[:, j:j + 1], sd[:, j:j + 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(s > 0, ndtr((bound[None, :] - m) / np.where(s > 0, s, 1.0)),
+                            (bound[None, :] >= m).astype(float))
+
+    cdf_x = cdf(F[:, 0], 0)  # non-decreasing along the front
+    slices = np.diff(np.concatenate([np.zeros((len(mu), 1)), cdf_x], axis=1), axis=1)
+    return np.clip(1.0 - (slices * cdf(F[:, 1], 1)).sum(1), 0.0, 1.0)
+
+
 # -- a search's goals ----------------------------------------------------------------------------------------
 #: ``lookup(name) -> (exact, mean, std)``: each ``(n,)`` or ``None``; exact NaN where not measured.
 MetricLookup = Callable[[str], tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]]

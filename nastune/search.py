@@ -55,7 +55,7 @@ from tqdm.auto import tqdm
 
 from nastune.acquisition import Acquisition, ThompsonSampling, make_acquisition, select_batch
 from nastune.errors import SearchError
-from nastune.objectives import FeasibilityWeighted, Goals, chebyshev_scores, ehvi_2d
+from nastune.objectives import FeasibilityWeighted, Goals, chebyshev_scores, ehvi_2d, non_domination_probability
 from nastune.storage import (
     STATE_FORMAT,
     STATE_VERSION,
@@ -104,6 +104,9 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "constraints": {},
     "reference_point": {},  # {objective: value} for the hypervolume; missing ones are computed
     "min_feasibility": 0.05,  # candidates less likely to be feasible are not proposed while others remain
+    # two objectives: "ehvi" (expected hypervolume improvement over the members) or "membership" (probability
+    # of not being dominated by the results' front: favours candidates likely on the front, however thin)
+    "pareto_acquisition": "ehvi",
 }
 
 
@@ -261,6 +264,9 @@ class SearchInstance:
             raise SearchError(
                 f"initial_design must be 'random', 'diverse' or 'prior', got {self.options['initial_design']!r}"
             )
+        if self.options["pareto_acquisition"] not in ("ehvi", "membership"):
+            raise SearchError("pareto_acquisition must be 'ehvi' or 'membership',"
+                              f" got {self.options['pareto_acquisition']!r}")
         if self.options["surrogate"] not in ("ensemble", "gp"):
             raise SearchError(f"surrogate must be 'ensemble' or 'gp', got {self.options['surrogate']!r}")
         if self.options["initial_design"] == "prior" and not self.options["prior"]:
@@ -993,7 +999,10 @@ class SearchInstance:
                 break
             scores = np.zeros(n)
             if len(goals.objectives) == 2 and not explore:
-                scores = ehvi_2d(S, front, reference) * weight
+                if self.options["pareto_acquisition"] == "membership":
+                    scores = non_domination_probability(S.mean(0), S.std(0), front) * weight
+                else:
+                    scores = ehvi_2d(S, front, reference) * weight
             if not np.any(scores[avail] > 0):
                 scores = chebyshev_scores(S, front, reference, rng)
                 scores = np.where(weight > 0, scores, -np.inf)

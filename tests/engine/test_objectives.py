@@ -17,6 +17,7 @@ from nastune.objectives import (
     Goals,
     hypervolume,
     hypervolume_improvement_2d,
+    non_domination_probability,
     pareto_mask,
 )
 from tests.engine.conftest import FAST_SURROGATE
@@ -72,6 +73,21 @@ def test_hypervolume_improvement_equals_the_difference_of_hypervolumes() -> None
 def test_pareto_mask_keeps_only_non_dominated_rows() -> None:
     points = np.array([[1, 1], [2, 0], [0, 2], [0.5, 0.5], [2, 0]])
     assert pareto_mask(points).tolist() == [True, True, True, False, True]
+
+
+def test_non_domination_probability_by_hand_and_against_sampling() -> None:
+    front = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0], [1.5, 1.5]])  # the last row is dominated
+    known = np.array([[2.5, 1.5], [1.5, 1.5], [4.0, 0.0], [0.5, 3.5]])
+    assert non_domination_probability(known, np.zeros_like(known), front).tolist() == [1.0, 0.0, 1.0, 1.0]
+    # first objective N(2, 1), second known to be 2: dominated exactly when the first is <= 2
+    half = non_domination_probability(np.array([[2.0, 2.0]]), np.array([[1.0, 0.0]]), front)
+    assert half[0] == pytest.approx(0.5, abs=1e-12)
+    rng = np.random.default_rng(0)
+    mean, std = rng.normal(2.0, 1.0, (5, 2)), rng.uniform(0.2, 1.5, (5, 2))
+    draws = mean[:, None, :] + std[:, None, :] * rng.standard_normal((5, 100_000, 2))
+    dominated = np.any(np.all(front[None, None, :3, :] >= draws[:, :, None, :], axis=-1), axis=-1)
+    np.testing.assert_allclose(non_domination_probability(mean, std, front), 1.0 - dominated.mean(1), atol=0.01)
+    assert non_domination_probability(mean, std, np.empty((0, 2))).tolist() == [1.0] * 5
 
 
 # -- goals ----------------------------------------------------------------------------------------------------
@@ -197,10 +213,13 @@ def test_the_history_csv_carries_every_objective(tmp_path: Path) -> None:
         assert float(row["latency_ms"]) == e["objectives"]["latency_ms"]
 
 
-def test_the_pareto_search_grows_the_hypervolume_and_reports_the_front(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pareto_acquisition", ["ehvi", "membership"])
+def test_the_pareto_search_grows_the_hypervolume_and_reports_the_front(tmp_path: Path,
+                                                                      pareto_acquisition: str) -> None:
     space = grid_space(tmp_path)
     s = SearchInstance("mo", None, search_space=space, hi_fi_eval=lambda e: {"accuracy": accuracy(e)}, seed=0,
-                       progress=False, n_initial=5, objectives={"accuracy": "max", "latency": "min"})
+                       progress=False, n_initial=5, objectives={"accuracy": "max", "latency": "min"},
+                       pareto_acquisition=pareto_acquisition)
     s.run_search(20)
     progress = s.pareto_progress()
     curve = progress["hypervolume"]
@@ -217,6 +236,12 @@ def test_the_pareto_search_grows_the_hypervolume_and_reports_the_front(tmp_path:
     true_front = set(np.flatnonzero(pareto_mask(everything)).tolist())
     found = expected & true_front
     assert len(found) >= 4, (sorted(expected), sorted(true_front))
+
+
+def test_an_unknown_pareto_acquisition_is_refused_with_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(SearchError, match="'ehvi' or 'membership'"):
+        SearchInstance("mo", None, search_space=grid_space(tmp_path), seed=0, progress=False,
+                       objectives={"accuracy": "max", "latency": "min"}, pareto_acquisition="hv")
 
 
 def test_the_same_seed_gives_the_same_pareto_history(tmp_path: Path) -> None:
