@@ -79,6 +79,8 @@ METHODS: dict[str, Method] = {
                metrics=USER_METRICS, options={"surrogate": "gp"}),
         Method("user-random-init", "user", "nastune, user-level inputs, random initial design",
                metrics=USER_METRICS, options={"initial_design": "random"}),
+        Method("user-diverse-init", "user", "nastune, user-level inputs, diverse (farthest-point) initial design",
+               metrics=USER_METRICS, options={"initial_design": "diverse"}),
         Method("user-transfer", "user", "nastune, user-level inputs, warm start from 100 CIFAR-10 evaluations",
                metrics=USER_METRICS, warm_start=True),
         Method("nastune", "bo", "nastune (simultaneous pretraining)"),

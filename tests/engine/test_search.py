@@ -257,7 +257,7 @@ def test_every_acquisition_drives_a_batched_search(make_grid_space, acquisition:
 
 @pytest.mark.parametrize(
     "options",
-    [{"pretrained": False}, {"initial_design": "diverse"}, {"stall_patience": 2},
+    [{"pretrained": False}, {"initial_design": "diverse"}, {"initial_design": "clusters"}, {"stall_patience": 2},
      {"surrogate_options": {"objective_transform": "zscore"}}],
 )
 def test_search_options_run_and_stay_duplicate_free(make_grid_space, options: dict[str, Any]) -> None:
@@ -269,6 +269,25 @@ def test_search_options_run_and_stay_duplicate_free(make_grid_space, options: di
         assert any(e["reason"] == "explore" for e in s.history) or s.best == max(
             ((tuple(e["encoding"]), e["value"]) for e in s.history), key=lambda t: t[1]
         )
+
+
+def test_clustered_initial_design_takes_one_random_member_of_each_cluster(make_grid_space) -> None:
+    space = make_grid_space()
+    designs = []
+    for _ in range(2):
+        s = make_search(space, None, initial_design="clusters", n_initial=6, hi_fi_eval=None, eval_budget=20)
+        picks = []
+        for _ in range(3):  # the design asked for in batches continues where it stopped
+            batch = s.ask(2)
+            assert all(p.reason == "initial" for p in batch)
+            picks += [p.index for p in batch]
+        labels = s._clusters
+        assert labels is not None and len(labels) == len(space) and len(set(labels.tolist())) == 6
+        assert sorted(labels[picks].tolist()) == list(range(6))  # every cluster once, none twice
+        designs.append(picks)
+    assert designs[0] == designs[1]  # fixed by the seed
+    other = make_search(space, None, initial_design="clusters", n_initial=6, hi_fi_eval=None, eval_budget=20, seed=1)
+    assert [p.index for p in other.ask(6)] != designs[0]
 
 
 def test_bad_options_and_foreign_state_are_refused(make_grid_space, tmp_path: Path) -> None:
