@@ -828,8 +828,7 @@ class SearchInstance:
             return True
 
         # 1. initial design
-        started = {int(e["index"]) for e in self._history} | {int(p["index"]) for p in self._pending}
-        n_init_left = max(0, self.n_initial - len(started))
+        n_init_left = max(0, self.n_initial - len(self._started()))
         if n_init_left > 0:
             for index in self._initial_picks(min(n, n_init_left), available & ~lo_done, rng):
                 if not add(index, "initial"):
@@ -1037,6 +1036,10 @@ class SearchInstance:
         best_before = max(float(e["value"]) for e in his[:-patience])
         return all(float(e["value"]) <= best_before for e in his[-patience:])
 
+    def _started(self) -> list[int]:
+        """The candidates already evaluated (at any fidelity) or in flight, each once, in index order."""
+        return sorted({int(e["index"]) for e in self._history} | {int(p["index"]) for p in self._pending})
+
     def _initial_picks(self, k: int, candidates: np.ndarray, rng: np.random.Generator) -> list[int]:
         pool = np.flatnonzero(candidates)
         if k <= 0 or len(pool) == 0:
@@ -1072,8 +1075,7 @@ class SearchInstance:
     def _prior_picks(self, k: int, pool: np.ndarray, rng: np.random.Generator) -> list[int]:
         """Initial design from the prior: the first half of ``n_initial`` are the candidates the prior ranks
         highest (ties in random order), the rest uniformly random, so the model also sees contrast."""
-        started = len({int(e["index"]) for e in self._history} | {int(p["index"]) for p in self._pending})
-        n_top = max(0, (self.n_initial + 1) // 2 - started)
+        n_top = max(0, (self.n_initial + 1) // 2 - len(self._started()))
         score = self.prior_score()[pool]
         order = pool[np.lexsort((rng.random(len(pool)), -score))]
         picks = [int(i) for i in order[: min(k, n_top)]]
@@ -1108,7 +1110,7 @@ class SearchInstance:
                         random_state=int(fit_rng.integers(2**31 - 1))).fit(emb[sample])
             self._clusters = km.predict(emb).astype(np.int64)
         labels = self._clusters
-        chosen = [int(e["index"]) for e in self._history] + [int(p["index"]) for p in self._pending]
+        chosen = self._started()
         covered = set(labels[chosen].tolist()) if chosen else set()
         sizes = np.bincount(labels[pool], minlength=int(labels.max()) + 1)
         picks: list[int] = []
@@ -1127,14 +1129,13 @@ class SearchInstance:
     def _diverse_picks(self, k: int, pool: np.ndarray, rng: np.random.Generator) -> list[int]:
         """Farthest-point sampling in the pretrained representation, continuing from what was chosen."""
         emb = self._pretrained_embedding()
-        chosen = [int(e["index"]) for e in self._history] + [int(p["index"]) for p in self._pending]
+        chosen = self._started()
         if len(pool) > 20000:  # a random sub-pool keeps this O(k * 20000) on huge spaces
             pool = np.sort(rng.choice(pool, size=20000, replace=False))
         sub = emb[pool]
         if chosen:
             dist = np.min(((sub[:, None, :] - emb[chosen][None, :, :]) ** 2).sum(-1), axis=1)
         else:
-            dist = np.full(len(pool), np.inf)
             first = int(rng.integers(len(pool)))
             dist = ((sub - sub[first]) ** 2).sum(-1)
             picks = [int(pool[first])]
