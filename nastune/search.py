@@ -1096,14 +1096,15 @@ class SearchInstance:
 
     def _cluster_picks(self, k: int, pool: np.ndarray, rng: np.random.Generator) -> list[int]:
         """Stratified random picks: the pretrained representation of the candidates is split into
-        ``n_initial`` k-means clusters (fixed for the search's seed); each pick is a uniformly random member
-        of a cluster that holds no chosen candidate yet, largest clusters first."""
+        ``n_initial`` k-means clusters (fixed for the search's seed, fitted on the candidates proposable at
+        the first call, so a constrained search spreads its design over the feasible ones); each pick is a
+        uniformly random member of a cluster that holds no chosen candidate yet, largest clusters first."""
         from sklearn.cluster import KMeans
 
         emb = self._pretrained_embedding()
-        if self._clusters is None:
+        if self._clusters is None:  # fitted on the first pool: under constraints, the feasible candidates
             fit_rng = np.random.default_rng([self.seed, 0x6B6D])
-            sample = np.arange(len(emb))
+            sample = pool
             if len(sample) > 20000:  # k-means on a random sub-sample keeps this fast on huge spaces
                 sample = np.sort(fit_rng.choice(sample, size=20000, replace=False))
             km = KMeans(n_clusters=min(self.n_initial, len(sample)), n_init=3,

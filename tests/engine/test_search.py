@@ -290,6 +290,22 @@ def test_clustered_initial_design_takes_one_random_member_of_each_cluster(make_g
     assert [p.index for p in other.ask(6)] != designs[0]
 
 
+def test_clustered_initial_design_of_a_constrained_search_clusters_the_feasible_candidates(make_grid_space) -> None:
+    space = make_grid_space()
+    size = np.asarray(space.profile["size"])
+    bound = float(np.quantile(size, 0.25))
+    feasible = size <= bound
+    s = make_search(space, None, initial_design="clusters", n_initial=6, hi_fi_eval=None, eval_budget=20,
+                    constraints={"size": ("<=", bound)})
+    picks = [p.index for p in s.ask(6)]
+    labels = s._clusters
+    assert labels is not None
+    assert feasible[picks].all()
+    # every cluster holds feasible candidates, so the design covers six distinct regions of the feasible set
+    assert all(feasible[labels == c].any() for c in range(6))
+    assert sorted(labels[picks].tolist()) == list(range(6))
+
+
 def test_bad_options_and_foreign_state_are_refused(make_grid_space, tmp_path: Path) -> None:
     space = make_grid_space()
     with pytest.raises(SearchError, match="unknown search option"):
