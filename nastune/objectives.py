@@ -12,7 +12,13 @@ is measured). Candidates below ``min_feasibility`` are not proposed while others
 by the probability (constrained EI, Gardner et al. 2014), so no evaluation goes to a candidate that is almost
 surely infeasible. Only feasible results count for ``best``, the front and the hypervolume.
 
-Pareto acquisition. Two objectives: Monte-Carlo expected hypervolume improvement whose samples are the
+Pareto acquisition. Two objectives, by default (``pareto_acquisition="membership"``): the closed-form
+probability that a candidate is not dominated by the front of the results (the objectives as independent
+Gaussians with the ensemble's mean and member spread), times the feasibility probability. It values every
+likely front member alike, however little hypervolume it adds, and found more of the true front than EHVI
+on the NB201 tuning seeds (median share 0.52 / 0.57 / 0.52 against 0.46 / 0.54 / 0.43 on CIFAR-10 /
+CIFAR-100 / ImageNet16-120; ``benchmarks/nb201/README.md``). Option ``"ehvi"``: Monte-Carlo expected
+hypervolume improvement whose samples are the
 ensemble's members (each member is one plausible function; HVI is computed exactly per member in 2-D and
 averaged), times the feasibility probability. EHVI was chosen over random scalarisations because it rewards
 exactly what the progress measure (dominated hypervolume) counts, needs no weight distribution, and in 2-D

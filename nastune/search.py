@@ -108,9 +108,9 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "constraints": {},
     "reference_point": {},  # {objective: value} for the hypervolume; missing ones are computed
     "min_feasibility": 0.05,  # candidates less likely to be feasible are not proposed while others remain
-    # two objectives: "ehvi" (expected hypervolume improvement over the members) or "membership" (probability
-    # of not being dominated by the results' front: favours candidates likely on the front, however thin)
-    "pareto_acquisition": "ehvi",
+    # two objectives: "membership" (probability of not being dominated by the results' front: favours
+    # candidates likely on the front, however thin) or "ehvi" (expected hypervolume improvement over the members)
+    "pareto_acquisition": "membership",
 }
 
 
@@ -967,7 +967,8 @@ class SearchInstance:
 
     def _pareto_picks(self, model: Surrogate, target: str, q: int, available: np.ndarray,
                       rng: np.random.Generator, p_feasible: np.ndarray | None, *, explore: bool) -> list[int]:
-        """Several objectives: EHVI over the ensemble's members (2 objectives) or a random Chebyshev
+        """Several objectives: the probability of not being dominated by the front (2 objectives, default) or
+        EHVI over the ensemble's members (option ``pareto_acquisition``), or a random Chebyshev
         scalarisation of one member (more, an exploration step, or when no member improves the front), times
         the feasibility probability; a batch believes each pick's mean joined the front."""
         goals = self.goals
