@@ -51,6 +51,7 @@ TARGET_SUBSET_TAU = 0.8
 
 CONSTRAINED_METHODS = {
     "nastune-constrained": "nastune, constraint inside the search",
+    "nastune-constrained-ucb": "nastune, constraint inside the search, `acquisition=\"ucb\"`",
     "nastune-unconstrained": "nastune, no constraint (single objective)",
     "random-filter": "random search, constraint as a filter",
     "evolution-filter": "regularized evolution, constraint as a filter",
@@ -160,8 +161,9 @@ def run(experiment: str, method: str, dataset: str, seed: int) -> dict[str, Any]
         def stop(order: list[int]) -> bool:
             return order[-1] == target
 
-        if method == "nastune-constrained":
-            order = _nastune(dataset, seed, stop, constraints={"latency": ("<=", bound)})
+        if method.startswith("nastune-constrained"):
+            acquisition = {"acquisition": "ucb"} if method == "nastune-constrained-ucb" else {}
+            order = _nastune(dataset, seed, stop, constraints={"latency": ("<=", bound)}, **acquisition)
         elif method == "nastune-unconstrained":
             order = _nastune(dataset, seed, stop)
         elif method == "random-filter":
