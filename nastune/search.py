@@ -114,6 +114,14 @@ DEFAULT_OPTIONS: dict[str, Any] = {
 }
 
 
+def _fill_uniformly(picks: list[int], k: int, pool: np.ndarray, rng: np.random.Generator) -> list[int]:
+    """``picks`` topped up to ``k`` with uniformly random, distinct members of ``pool`` not picked yet."""
+    rest = np.setdiff1d(pool, picks)
+    if k > len(picks) and len(rest):
+        picks += [int(i) for i in rng.choice(rest, size=min(k - len(picks), len(rest)), replace=False)]
+    return picks
+
+
 @dataclass(frozen=True)
 class Proposal:
     """One evaluation to run.
@@ -1079,11 +1087,7 @@ class SearchInstance:
         n_top = max(0, (self.n_initial + 1) // 2 - len(self._started()))
         score = self.prior_score()[pool]
         order = pool[np.lexsort((rng.random(len(pool)), -score))]
-        picks = [int(i) for i in order[: min(k, n_top)]]
-        rest = np.setdiff1d(pool, picks)
-        if k > len(picks) and len(rest):
-            picks += [int(i) for i in rng.choice(rest, size=min(k - len(picks), len(rest)), replace=False)]
-        return picks
+        return _fill_uniformly([int(i) for i in order[: min(k, n_top)]], k, pool, rng)
 
     def _pretrained_embedding(self) -> np.ndarray:
         """``(n, h)`` the pretrained members' mean representation of every candidate (computed once)."""
@@ -1113,20 +1117,19 @@ class SearchInstance:
             self._clusters = km.predict(emb).astype(np.int64)
         labels = self._clusters
         chosen = self._started()
-        covered = set(labels[chosen].tolist()) if chosen else set()
-        sizes = np.bincount(labels[pool], minlength=int(labels.max()) + 1)
+        covered = set(labels[chosen].tolist())
+        pool_labels = labels[pool]
+        sizes = np.bincount(pool_labels, minlength=int(labels.max()) + 1)
         picks: list[int] = []
         for c in np.argsort(-sizes, kind="stable"):
             if len(picks) == k:
                 break
-            members = pool[labels[pool] == c]
+            members = pool[pool_labels == c]
             if c in covered or not len(members):
                 continue
             picks.append(int(rng.choice(members)))
-        if len(picks) < k:  # every cluster covered (a resumed or batched design): uniform picks fill up
-            rest = np.setdiff1d(pool, picks)
-            picks += [int(i) for i in rng.choice(rest, size=min(k - len(picks), len(rest)), replace=False)]
-        return picks
+        # every cluster covered (a resumed or batched design): uniform picks fill up
+        return _fill_uniformly(picks, k, pool, rng)
 
     def _diverse_picks(self, k: int, pool: np.ndarray, rng: np.random.Generator) -> list[int]:
         """Farthest-point sampling in the pretrained representation, continuing from what was chosen."""
