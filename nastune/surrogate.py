@@ -638,10 +638,11 @@ class DeepEnsemble:
         member fits its coefficients ``a`` by weighted ridge regression of the standardised objective on its
         own metric predictions (with its bootstrap weights, so members differ), per fidelity; a fidelity
         without observations takes the coefficients of the first one that has some. Gradient fine-tuning
-        then only has to learn what the metrics do not explain. Without pretraining (or metrics) nothing
-        changes.
+        then only has to learn what the metrics do not explain. With ``head_skip`` the heads' weights on the
+        raw features start at zero (the linear model on them is learnt from the observations alone). Without
+        pretraining (or metrics) nothing changes.
         """
-        if not self.pretrained or not self.metric_names or self.hyper["head_skip"]:
+        if not self.pretrained or not self.metric_names:
             return
         with torch.no_grad():
             z = self._trunk(weights, Xt)  # (M, m, h)
@@ -666,9 +667,11 @@ class DeepEnsemble:
             fallback = next(iter(coefs.values()))
             head_w = weights["fidelity_head.weight"].clone()
             head_b = weights["fidelity_head.bias"].clone()
+            h = mw.shape[1]
             for k in range(len(self.fidelities)):
                 a = coefs.get(k, fallback).to(torch.float32)  # (M, J + 1)
-                head_w[:, :, k] = (mw @ a[:, :J].unsqueeze(-1))[..., 0]
+                head_w[:, :h, k] = (mw @ a[:, :J].unsqueeze(-1))[..., 0]
+                head_w[:, h:, k] = 0.0  # head_skip: the linear part on the raw features starts at nothing
                 head_b[:, 0, k] = (mb[:, 0, :] * a[:, :J]).sum(-1) + a[:, J]
             weights["fidelity_head.weight"] = head_w
             weights["fidelity_head.bias"] = head_b

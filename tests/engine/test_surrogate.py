@@ -223,6 +223,19 @@ def test_heads_start_where_the_pretrained_metrics_point() -> None:
     assert rho["metrics"] > abs(rho["none"]) + 0.3
 
 
+def test_head_skip_keeps_the_metric_start_and_adds_nothing_from_the_raw_features_before_training() -> None:
+    # with head_skip the heads also read the raw features; their start is still the metric combination, and the
+    # raw-feature part starts at zero, so without gradient steps it predicts what the trunk-only head predicts
+    X, targets, y = data(seed=7)
+    base = DeepEnsemble(X.shape[1], list(targets), seed=0, **FAST)
+    base.pretrain(X, targets, progress=False)
+    plain, skip = base.copy(), base.copy()
+    skip.hyper["head_skip"] = True
+    for ens in (plain, skip):
+        ens.fit(X[:5], y[:5], "hi", seed=0, steps=0)
+    np.testing.assert_allclose(skip.predict(X)[0], plain.predict(X)[0], rtol=1e-4, atol=1e-4)
+
+
 def test_head_init_leaves_an_unpretrained_ensemble_alone() -> None:
     X, targets, y = data(seed=8)
     a = DeepEnsemble(X.shape[1], list(targets), seed=0, head_init="metrics", **FAST)
