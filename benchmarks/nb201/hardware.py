@@ -13,6 +13,10 @@ Objectives: mean 200-epoch validation accuracy (max) and the table's latency (mi
 * *subset*: the surrogate pretrained on params, FLOPs and the latency of a random 5% of cells; Kendall tau of its
   predicted latency on the other 95%.
 
+The nastune headline rows search the user-level space of ``nb201.md``'s headline (``common.user_space``: op-name
+encodings, architecture features read by ``preprocess``, params + latency as pretraining data, default options);
+rows whose method ends in ``-hand`` use issue 5's hand-made NB201 feature map instead, for comparison.
+
 Run (each run cached as ``var/nb201/hardware/<experiment>/<method>-<dataset>-<seed>.json``)::
 
     nice -n 19 python -m benchmarks.nb201.hardware --seeds 0-4 --datasets cifar10
@@ -49,18 +53,30 @@ TARGET_CONSTRAINED_MEDIAN = 30
 TARGET_PARETO_SHARE = 0.8
 TARGET_SUBSET_TAU = 0.8
 
+#: nastune rows use the user-level space (``common.user_space``: op-name encodings, the plain
+#: ``encoding_to_net``, architecture features read by ``preprocess``, params + latency as the only pretraining
+#: data, default options) unless their name ends in ``-hand`` (issue 5's 121-column NB201 feature map, pretrained
+#: on params + FLOPs + latency), kept beside the headline for comparison.
 CONSTRAINED_METHODS = {
-    "nastune-constrained": "nastune, constraint inside the search",
-    "nastune-constrained-ucb": "nastune, constraint inside the search, `acquisition=\"ucb\"`",
-    "nastune-unconstrained": "nastune, no constraint (single objective)",
+    "nastune-constrained": "**nastune, public API, user-level inputs, constraint inside the search**",
+    "nastune-constrained-ucb": "nastune, user-level inputs, constraint inside the search, `acquisition=\"ucb\"`",
+    "nastune-constrained-hand": "nastune, hand features (issue 5), constraint inside the search",
+    "nastune-unconstrained": "nastune, user-level inputs, no constraint (single objective)",
     "random-filter": "random search, constraint as a filter",
     "evolution-filter": "regularized evolution, constraint as a filter",
 }
 PARETO_METHODS = {
-    "nastune-pareto": "nastune, two objectives (default: probability of not being dominated)",
-    "nastune-pareto-ehvi": "nastune, two objectives, `pareto_acquisition=\"ehvi\"` (EHVI over the ensemble)",
+    "nastune-pareto": "**nastune, public API, user-level inputs, two objectives** (default: probability of not "
+                      "being dominated)",
+    "nastune-pareto-ehvi": "nastune, user-level inputs, `pareto_acquisition=\"ehvi\"` (EHVI over the ensemble)",
+    "nastune-pareto-hand": "nastune, hand features (issue 5), two objectives (default acquisition)",
     "random": "random search",
     "evolution-mo": "multi-objective aging evolution (non-domination rank)",
+}
+SUBSET_METHODS = {
+    "nastune": "**public API, user-level inputs**: `add_device_latencies` + `pretrain` (params, FLOPs, "
+               "architecture features)",
+    "nastune-hand": "hand features (issue 5): an ensemble on the NB201 feature map (params, FLOPs)",
 }
 
 
@@ -79,16 +95,19 @@ def true_front(dataset: str) -> np.ndarray:
     return np.flatnonzero(non_dominated(b.valid, b.metrics["latency"]))
 
 
-def _space(dataset: str, seed: int) -> Any:
+def _space(dataset: str, seed: int, hand: bool) -> Any:
+    """The space a nastune row searches: the user-level one (default) or issue 5's hand-feature one."""
+    if not hand:
+        return common.user_space(dataset, "auto", seed, True)
     space = common.base_space(dataset)
     space.surrogate = common.pretrained_surrogate(dataset, BASE_METRICS, True, seed)
     return space
 
 
-def _nastune(dataset: str, seed: int, stop: Any, **options: Any) -> list[int]:
+def _nastune(dataset: str, seed: int, stop: Any, *, hand: bool = False, **options: Any) -> list[int]:
     b = common.bench(dataset)
-    s = SearchInstance(f"hw-{dataset}-{seed}", None, search_space=_space(dataset, seed), seed=seed, progress=False,
-                       eval_budget=BUDGET, **options)
+    s = SearchInstance(f"hw-{dataset}-{seed}", None, search_space=_space(dataset, seed, hand), seed=seed,
+                       progress=False, eval_budget=BUDGET, **options)
     order: list[int] = []
     multi = bool(options.get("objectives"))
     while len(order) < BUDGET:
@@ -162,8 +181,9 @@ def run(experiment: str, method: str, dataset: str, seed: int) -> dict[str, Any]
             return order[-1] == target
 
         if method.startswith("nastune-constrained"):
-            acquisition = {"acquisition": "ucb"} if method == "nastune-constrained-ucb" else {}
-            order = _nastune(dataset, seed, stop, constraints={"latency": ("<=", bound)}, **acquisition)
+            acquisition = {"acquisition": "ucb"} if method.endswith("-ucb") else {}
+            order = _nastune(dataset, seed, stop, hand=method.endswith("-hand"),
+                             constraints={"latency": ("<=", bound)}, **acquisition)
         elif method == "nastune-unconstrained":
             order = _nastune(dataset, seed, stop)
         elif method == "random-filter":
@@ -178,8 +198,8 @@ def run(experiment: str, method: str, dataset: str, seed: int) -> dict[str, Any]
         latency = b.metrics["latency"]
         if method.startswith("nastune-pareto"):
             acquisition = {"pareto_acquisition": "ehvi"} if method == "nastune-pareto-ehvi" else {}
-            order = _nastune(dataset, seed, lambda o: False, objectives={"valid": "max", "latency": "min"},
-                             **acquisition)
+            order = _nastune(dataset, seed, lambda o: False, hand=method.endswith("-hand"),
+                             objectives={"valid": "max", "latency": "min"}, **acquisition)
         else:
             codes = encoding_codes(common._table().encodings)
             strategy = RandomSearch(codes, seed) if method == "random" else ParetoEvolution(codes, seed, latency)
@@ -198,11 +218,19 @@ def run(experiment: str, method: str, dataset: str, seed: int) -> dict[str, Any]
     return out
 
 
-def subset_tau(dataset: str, seed: int) -> dict[str, Any]:
-    """Pretrain on params, FLOPs and 5% of the latencies; Kendall tau of the predicted latency on the rest."""
+def subset_tau(method: str, dataset: str, seed: int) -> dict[str, Any]:
+    """The table's latency known for a random 5% of cells, as a user uploads device latencies; Kendall tau of the
+    predicted latency on the other 95%.
+
+    ``nastune`` (the headline) goes through the public API: the user-level space without its latency column,
+    the table's params and FLOPs as its profile (what the worker's profiling measures), the subset added with
+    :func:`~nastune.device_latency.add_device_latencies`, ``pretrain`` with its defaults, ``predict``.
+    ``nastune-hand`` pretrains an ensemble on issue 5's NB201 feature map instead.
+    """
     from scipy.stats import kendalltau
 
-    from nastune import DeepEnsemble
+    from nastune import DeepEnsemble, load_search_space
+    from nastune.device_latency import add_device_latencies
 
     torch.set_num_threads(1)
     b = common.bench(dataset)
@@ -210,15 +238,23 @@ def subset_tau(dataset: str, seed: int) -> dict[str, Any]:
     n = len(b.valid)
     known = np.zeros(n, dtype=bool)
     known[rng.choice(n, size=round(SUBSET_SHARE * n), replace=False)] = True
-    latency = np.where(known, b.metrics["latency"], np.nan)
-    X = common.nb201_features()
+    truth = b.metrics["latency"]
     start = time.perf_counter()
-    ens = DeepEnsemble(X.shape[1], ["params", "flops", "latency_device"], n_members=5, seed=seed)
-    ens.pretrain(X, {"params": b.metrics["params"], "flops": b.metrics["flops"], "latency_device": latency},
-                 progress=False)
-    mean, _ = ens.predict_metrics(X[~known])["latency_device"]
-    tau = float(kendalltau(mean, b.metrics["latency"][~known]).statistic)
-    return {"experiment": "subset", "method": "nastune", "dataset": dataset, "seed": seed, "tau": tau,
+    if method == "nastune":
+        space = load_search_space(common.user_space_bundle(dataset, "auto"))
+        del space.profile["latency"]  # what is predicted: only the uploaded subset is known
+        space.profile["flops"] = b.metrics["flops"]
+        name = add_device_latencies(space, "nb201 table", {int(i): float(truth[i]) for i in np.flatnonzero(known)})
+        space.pretrain(seed=seed, progress=False)
+        mean = space.predict(np.flatnonzero(~known))[name][0]
+    else:
+        X = common.nb201_features()
+        ens = DeepEnsemble(X.shape[1], ["params", "flops", "latency_device"], n_members=5, seed=seed)
+        ens.pretrain(X, {"params": b.metrics["params"], "flops": b.metrics["flops"],
+                         "latency_device": np.where(known, truth, np.nan)}, progress=False)
+        mean, _ = ens.predict_metrics(X[~known])["latency_device"]
+    tau = float(kendalltau(mean, truth[~known]).statistic)
+    return {"experiment": "subset", "method": method, "dataset": dataset, "seed": seed, "tau": tau,
             "known": int(known.sum()), "wall_s": time.perf_counter() - start}
 
 
@@ -301,13 +337,14 @@ def report() -> str:
     sub = _load("subset")
     lines += ["", "## Device latency from a 5% subset", "",
               f"Kendall tau of the predicted latency on the 95% not given (target >= {TARGET_SUBSET_TAU}).", "",
-              "| dataset | runs | tau: median | min |", "|---|---|---|---|"]
+              "| dataset | method | runs | tau: median | min |", "|---|---|---|---|---|"]
     for ds in DATASETS:
-        rows = [r for r in sub if r["dataset"] == ds]
-        if rows:
-            taus = [r["tau"] for r in rows]
-            lines.append(f"| {DATASET_LABEL[ds]} | {len(rows)} (seeds {_seed_text(r['seed'] for r in rows)}) | "
-                         f"{np.median(taus):.3f} | {min(taus):.3f} |")
+        for m, label in SUBSET_METHODS.items():
+            rows = [r for r in sub if r["dataset"] == ds and r["method"] == m]
+            if rows:
+                taus = [r["tau"] for r in rows]
+                lines.append(f"| {DATASET_LABEL[ds]} | {label} | {len(rows)} (seeds "
+                             f"{_seed_text(r['seed'] for r in rows)}) | {np.median(taus):.3f} | {min(taus):.3f} |")
     lines += ["", "## Targets", ""]
 
     def median_steps(ds: str) -> tuple[float, int]:
@@ -326,7 +363,7 @@ def report() -> str:
             verdict = "met" if share >= TARGET_PARETO_SHARE else "missed"
             lines.append(f"* Pareto, {DATASET_LABEL[ds]}: median share {share:.0%} over {len(rows)} runs, target "
                          f">= {TARGET_PARETO_SHARE:.0%}: **{verdict}**.")
-        rows = [r for r in sub if r["dataset"] == ds]
+        rows = [r for r in sub if r["dataset"] == ds and r["method"] == "nastune"]
         if rows:
             tau = float(np.median([r["tau"] for r in rows]))
             verdict = "met" if tau >= TARGET_SUBSET_TAU else "missed"
@@ -351,12 +388,12 @@ def main() -> None:
         for seed in _seeds(args.seeds):
             for ds in args.datasets.split(","):
                 for exp in args.experiments.split(","):
-                    methods = {"subset": ["nastune"], "constrained": list(CONSTRAINED_METHODS),
+                    methods = {"subset": list(SUBSET_METHODS), "constrained": list(CONSTRAINED_METHODS),
                                "pareto": list(PARETO_METHODS)}[exp]
                     for m in methods:
                         if (wanted and m not in wanted) or _path(exp, m, ds, seed).exists():
                             continue
-                        result = subset_tau(ds, seed) if exp == "subset" else run(exp, m, ds, seed)
+                        result = subset_tau(m, ds, seed) if exp == "subset" else run(exp, m, ds, seed)
                         _save(result)
                         print(exp, m, ds, seed, {k: v for k, v in result.items()
                                                  if k not in ("hypervolume",)}, flush=True)
