@@ -320,13 +320,18 @@ def read_space(path: str | Path) -> SearchSpace:
     if "architecture.safetensors" in members and info.get("architecture") is not None:
         from safetensors.numpy import load as load_arch
 
-        from nastune.features import ARCH_FEATURE_NAMES
+        from nastune.features import ARCH_FEATURE_NAMES, EARLIER_ARCH_WIDTHS
 
         try:
             architecture_raw = load_arch(members["architecture.safetensors"])["architecture"]
         except Exception as exc:  # safetensors raises its own error types
             raise BundleError(f"bundle member 'architecture.safetensors' is unreadable: {exc}") from exc
-        if architecture_raw.shape != (n, len(ARCH_FEATURE_NAMES)):
+        width = len(ARCH_FEATURE_NAMES)
+        if architecture_raw.ndim == 2 and architecture_raw.shape[0] == n and architecture_raw.shape[1] in (
+                EARLIER_ARCH_WIDTHS):  # an older release's features: the columns added since are unknown
+            architecture_raw = np.pad(architecture_raw.astype(np.float64),
+                                      ((0, 0), (0, width - architecture_raw.shape[1])), constant_values=np.nan)
+        if architecture_raw.shape != (n, width):
             raise BundleError(
                 f"bundle member 'architecture.safetensors' has shape {architecture_raw.shape}, expected"
                 f" ({n}, {len(ARCH_FEATURE_NAMES)})"

@@ -9,13 +9,15 @@ Two families, both computed without any work from the user:
 * **Architecture features** (:func:`architecture_features`): read from the network that
   ``encoding_to_net`` builds on the meta device (no weights allocated, no forward pass): op-type counts,
   each op type's share of parameters and (estimated) FLOPs, depth and width statistics, per-stage
-  channels and kernels, input->output path statistics of the computation graph (torch.fx), and
+  channels and kernels, input->output path statistics of the computation graph (torch.fx): the
+  depth distribution of its live paths and the mean count of each op type along them, and
   Weisfeiler-Lehman subtree counts of that graph hashed into a fixed number of buckets. The vector has
   the same length (:data:`ARCH_FEATURE_NAMES`) for every network of every space.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import operator
@@ -64,6 +66,15 @@ _GLOBAL_NAMES = (
     "log_paths", "log_live_paths", "mean_log2_kernel", "max_kernel", "mean_log2_width", "max_log2_width",
     "min_log2_width", "n_stages", "log_adds", "log_concats", "log_muls", "graph_traced",
 )
+#: Lower edges of the path-depth histogram (weighted ops on a path; the last bin is open).
+PATH_DEPTH_EDGES = (0, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192)
+#: Depths tracked exactly by the path recursion; deeper paths are counted at this depth.
+_PATH_DEPTH_CAP = 256
+_PATH_NAMES = (
+    "path depth mean", "path depth std", "path depth q10", "path depth q50", "path depth q90",
+    *(f"path depth share {lo}+" for lo in PATH_DEPTH_EDGES),
+    *(f"path mean count {c}" for c in CATEGORIES),
+)
 ARCH_FEATURE_NAMES: tuple[str, ...] = (
     tuple(f"count {c}" for c in CATEGORIES)
     + tuple(f"params share {c}" for c in CATEGORIES)
@@ -72,7 +83,11 @@ ARCH_FEATURE_NAMES: tuple[str, ...] = (
     + tuple(f"stage {s} {what}" for s in range(N_STAGES) for what in ("log2 width", "log convs", "mean kernel",
                                                                       "flops share"))
     + tuple(f"wl{h} bucket {b}" for h in range(WL_ITERATIONS) for b in range(WL_BUCKETS))
+    + _PATH_NAMES
 )
+#: Widths of earlier releases' feature vectors (each a prefix of today's); their bundles still load, with the
+#: columns added since then unknown (NaN).
+EARLIER_ARCH_WIDTHS: tuple[int, ...] = (len(ARCH_FEATURE_NAMES) - len(_PATH_NAMES),)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -325,6 +340,65 @@ def _conv_flops(module: Any, pixels: float) -> float:
     return 2.0 * int(module.in_channels) / int(module.groups) * int(module.out_channels) * k * pixels
 
 
+def _path_distribution(nodes: Sequence[Any], category_of: Mapping[Any, str], weight: Mapping[Any, float]) -> (
+        np.ndarray):
+    """How the live input->output paths of a graph are made (the ``path ...`` features).
+
+    A network computes an ensemble of paths (a residual or multi-branch block multiplies them); how deep
+    those paths are, and which ops they pass, says how the ops are wired where op counts cannot. One pass
+    in topological order carries, per node, the log number of live paths reaching it (zero ops end a
+    path), the distribution of their depth (weighted ops on the path) and the mean count of each op
+    category along them; every path counts equally. Log-domain counts keep graphs with astronomically many
+    paths finite.
+
+    Returns:
+        ``(len(_PATH_NAMES),)``: depth mean, std and 10/50/90 % quantiles, depth histogram shares over
+        :data:`PATH_DEPTH_EDGES`, mean count per category of :data:`CATEGORIES`; zeros when no path is live.
+    """
+    n_cat = len(CATEGORIES)
+    cat_index = {c: k for k, c in enumerate(CATEGORIES)}
+    log_n: dict[Any, float] = {}
+    depth: dict[Any, np.ndarray] = {}  # distribution over 0.._PATH_DEPTH_CAP of the paths reaching the node
+    count: dict[Any, np.ndarray] = {}  # mean count per category along those paths
+    for node in nodes:
+        if node.op == "placeholder":
+            log_n[node] = 0.0
+            depth[node] = np.zeros(_PATH_DEPTH_CAP + 1)
+            depth[node][0] = 1.0
+            count[node] = np.zeros(n_cat)
+            continue
+        live = [i for i in node.all_input_nodes if i in log_n]
+        if not live or category_of[node] == "zero":
+            continue
+        if len(live) == 1:  # most nodes: the input's paths, extended (arrays are copied before any change)
+            log_n[node], dist, cats = log_n[live[0]], depth[live[0]], count[live[0]]
+        else:
+            logs = np.array([log_n[i] for i in live])
+            top = float(logs.max())
+            share = np.exp(logs - top)
+            log_n[node] = top + math.log(float(share.sum()))
+            share /= share.sum()
+            dist = sum(w * depth[i] for w, i in zip(share, live, strict=True))
+            cats = sum(w * count[i] for w, i in zip(share, live, strict=True))
+        if weight[node] > 0:
+            dist = np.concatenate([[0.0], dist[:-2], [dist[-2] + dist[-1]]])
+        if node.op in ("call_module", "call_function", "call_method"):
+            cats = cats.copy()
+            cats[cat_index[category_of[node]]] += 1.0
+        depth[node], count[node] = dist, cats
+    outputs = [node for node in nodes if node.op == "output" and node in log_n]
+    if not outputs:
+        return np.zeros(len(_PATH_NAMES))
+    dist, cats = depth[outputs[-1]], count[outputs[-1]]
+    levels = np.arange(_PATH_DEPTH_CAP + 1, dtype=np.float64)
+    mean = float(dist @ levels)
+    std = math.sqrt(max(0.0, float(dist @ levels**2) - mean**2))
+    cdf = np.cumsum(dist)
+    quantiles = [float(np.searchsorted(cdf, q - 1e-12)) for q in (0.1, 0.5, 0.9)]
+    shares = [float(dist[lo:hi].sum()) for lo, hi in itertools.pairwise([*PATH_DEPTH_EDGES, _PATH_DEPTH_CAP + 1])]
+    return np.concatenate([[mean, std, *quantiles], shares, cats])
+
+
 def architecture_features(net: torch.nn.Module) -> np.ndarray:
     """Fixed-length structure and wiring features of one network (see :data:`ARCH_FEATURE_NAMES`).
 
@@ -352,6 +426,7 @@ def architecture_features(net: torch.nn.Module) -> np.ndarray:
     longest = shortest = 0.0
     paths = live_paths = 0.0
     wl = np.zeros((WL_ITERATIONS, WL_BUCKETS))
+    path_stats = np.zeros(len(_PATH_NAMES))
     modules = dict(net.named_modules())
 
     def account(module: torch.nn.Module, category: str, scale: float) -> None:
@@ -448,6 +523,7 @@ def architecture_features(net: torch.nn.Module) -> np.ndarray:
             out = outputs[-1]
             paths, live_paths = n_paths[out], n_live[out]
             longest, shortest = deepest[out], shallowest[out]
+        path_stats = _path_distribution(nodes, category_of, weight)
         # Weisfeiler-Lehman subtree labels over predecessors, hashed into buckets
         current = {node: label[node] for node in nodes}
         for h in range(WL_ITERATIONS):
@@ -490,6 +566,7 @@ def architecture_features(net: torch.nn.Module) -> np.ndarray:
         np.asarray(global_feats),
         stages.reshape(-1),
         np.log1p(wl).reshape(-1),
+        path_stats,
     ])
     return np.nan_to_num(out_vec, nan=0.0, posinf=0.0, neginf=0.0)
 
@@ -497,8 +574,9 @@ def architecture_features(net: torch.nn.Module) -> np.ndarray:
 def standardise_architecture(raw: np.ndarray) -> dict[str, Any]:
     """Column statistics that turn raw architecture features into model inputs (JSON-safe).
 
-    Constant columns (no information in this space) are dropped; rows that are NaN (not extracted,
-    failed) become the column means.
+    Constant columns (no information in this space) and columns that no row has (added to the features
+    after the bundle was made) are dropped; rows that are NaN (not extracted, failed) become the column
+    means.
 
     Args:
         raw: ``(n, len(ARCH_FEATURE_NAMES))`` float64, NaN rows for encodings without features.
@@ -506,17 +584,19 @@ def standardise_architecture(raw: np.ndarray) -> dict[str, Any]:
     Returns:
         ``{"columns": [k, ...], "center": [...], "scale": [...]}`` over the kept columns.
     """
-    finite = np.isfinite(raw).all(axis=1)
+    known = np.flatnonzero(np.isfinite(raw).any(axis=0))  # a column no row has (an older bundle's) is dropped
+    finite = np.isfinite(raw[:, known]).all(axis=1)
     if not finite.any():
         return {"columns": [], "center": [], "scale": []}
-    x = raw[finite]
+    x = raw[finite][:, known]
     center = x.mean(axis=0)
     scale = x.std(axis=0)
-    keep = np.flatnonzero(scale > 1e-9 * np.maximum(1.0, np.abs(center)))
+    kept = np.flatnonzero(scale > 1e-9 * np.maximum(1.0, np.abs(center)))
+    keep, center, scale = known[kept], center[kept], scale[kept]
     return {
         "columns": keep.tolist(),
-        "center": center[keep].tolist(),
-        "scale": scale[keep].tolist(),
+        "center": center.tolist(),
+        "scale": scale.tolist(),
     }
 
 

@@ -1378,7 +1378,8 @@ class SearchSpace:
         if all(c is None for c in columns):
             return
         raw = np.stack([c if c is not None else np.full(len(self), np.nan) for c in columns], axis=1)
-        raw[~np.isfinite(raw).all(axis=1)] = np.nan  # a network read only in part counts as not read
+        present = np.array([c is not None for c in columns])  # a table from an older release lacks some
+        raw[~np.isfinite(raw[:, present]).all(axis=1)] = np.nan  # a network read only in part counts as not read
         self.set_architecture_features(raw)
 
     # -- persistence ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from nastune import EncodingError, ProfilingError, SearchInstance, create_search_space, load_search_space
+from nastune import BundleError, EncodingError, ProfilingError, SearchInstance, create_search_space, load_search_space
 from nastune.features import ARCH_FEATURE_NAMES, architecture_features
 
 NAMES = list(ARCH_FEATURE_NAMES)
@@ -86,6 +86,52 @@ def test_zero_operations_cut_live_paths() -> None:
     assert feature(v, "count zero") == pytest.approx(np.log1p(1))
 
 
+def test_path_features_describe_the_depth_and_the_ops_of_every_live_path() -> None:
+    class Residual(nn.Module):
+        """conv -> conv with an identity shortcut, then a zeroed 1x1 branch that carries nothing."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Conv2d(2, 2, 3, padding=1)
+            self.b = nn.Conv2d(2, 2, 3, padding=1)
+            self.dead = nn.Conv2d(2, 2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(self.a(x)) + x + self.dead(x).mul(0.0)
+
+    v = architecture_features(Residual())
+    # two live paths: depth 2 (both convolutions) and depth 0 (the shortcut); the 1x1 branch is cut
+    assert feature(v, "path depth mean") == pytest.approx(1.0) and feature(v, "path depth std") == pytest.approx(1.0)
+    assert feature(v, "path depth q10") == 0.0 and feature(v, "path depth q90") == 2.0
+    assert feature(v, "path depth share 0+") == pytest.approx(0.5) and feature(v, "path depth share 2+") == \
+        pytest.approx(0.5)
+    assert feature(v, "path mean count conv3x3") == pytest.approx(1.0)  # 2 on one path, 0 on the other
+    assert feature(v, "path mean count conv1x1") == 0.0  # only on the cut path
+    serial, parallel = architecture_features(TwoConvs("serial")), architecture_features(TwoConvs("parallel"))
+    assert feature(serial, "path depth mean") == 2.0 and feature(parallel, "path depth mean") == 1.0
+
+
+def test_path_features_stay_finite_on_a_graph_with_astronomically_many_paths() -> None:
+    class Doubling(nn.Module):
+        """Sixty blocks that each double the number of paths (1e18 paths in all)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.convs = nn.ModuleList(nn.Conv2d(1, 1, 1) for _ in range(60))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for conv in self.convs:
+                x = conv(x) + x
+            return x
+
+    v = architecture_features(Doubling())
+    assert np.isfinite(v).all()
+    assert feature(v, "path depth mean") == pytest.approx(30.0)  # each conv is on half the paths
+    assert feature(v, "path depth q50") == 30.0
+    shares = [k for k, n in enumerate(NAMES) if n.startswith("path depth share")]
+    assert v[shares].sum() == pytest.approx(1.0)
+
+
 def test_a_network_fx_cannot_trace_still_gets_module_features() -> None:
     class Dynamic(nn.Module):
         def __init__(self) -> None:
@@ -116,6 +162,31 @@ def test_preprocess_reads_architecture_features_and_they_survive_the_bundle(make
     np.testing.assert_array_equal(loaded.features, ss.features)
     np.testing.assert_array_equal(loaded.architecture_raw, ss.architecture_raw)
     assert loaded.feature_names == ss.feature_names and loaded.surrogate is not None
+
+
+def test_a_bundle_made_before_the_path_features_still_loads_with_its_features_unchanged(make_tiny_space) -> None:
+    from nastune import bundle
+    from nastune.features import EARLIER_ARCH_WIDTHS
+
+    ss = make_tiny_space()
+    ss.preprocess(pretraining_data={"params": np.arange(1.0, len(ss) + 1)}, progress=False, pretrain=False)
+    old_width = EARLIER_ARCH_WIDTHS[0]
+    older = ss.architecture_raw.copy()
+    older[:, old_width:] = np.nan  # what the older release did not compute
+    ss.set_architecture_features(older)
+    assert max(ss.architecture_stats["columns"]) < old_width
+    members = bundle.space_members(ss)
+    from safetensors.numpy import save as save_numpy
+
+    members["architecture.safetensors"] = save_numpy({"architecture": np.ascontiguousarray(older[:, :old_width])})
+    path = bundle.write_bundle(ss.save_filename.with_name("older.nastune"), members, name="tiny")
+    loaded = load_search_space(path)
+    assert loaded.architecture_raw.shape == (len(ss), len(NAMES))
+    assert np.isnan(loaded.architecture_raw[:, old_width:]).all()
+    np.testing.assert_array_equal(loaded.features, ss.features)
+    truncated = dict(members, **{"architecture.safetensors": save_numpy({"architecture": older[:, :5].copy()})})
+    with pytest.raises(BundleError, match=r"architecture\.safetensors"):
+        load_search_space(bundle.write_bundle(ss.save_filename.with_name("bad.nastune"), truncated, name="tiny"))
 
 
 def test_user_features_override_the_automatic_ones(make_tiny_space) -> None:
