@@ -1,12 +1,17 @@
-"""A Gaussian process on the pretrained ensemble's representation: the search option ``surrogate="gp"``.
+"""The search's default surrogate (option ``surrogate="gp"``): a Gaussian process on the candidates, helped
+by the pretrained ensemble.
 
 With 10-100 observations, fine-tuning a network ensemble fits few points with many weights; a Gaussian
 process fits them with a handful of hyper-parameters chosen by marginal likelihood, and its uncertainty
-grows away from the data by construction. This one keeps the pretrained trunk fixed and uses it as the
-kernel's input (a *deep kernel* whose network was trained on the profiled metrics, never on the objective):
+grows away from the data by construction. Pretraining enters through the kernel's linear term (the
+ensemble's predictions of the profiled metrics) and, in the search, through the initial design:
 
-* input ``u``: the members' mean trunk output for a candidate, z-scored over the whole space and projected
-  on its leading principal components (at most ``max_dims``, keeping ``variance_kept`` of the variance);
+* input ``u`` (option ``representation``): by default the candidates' own features (encoding and
+  architecture features), z-scored over the whole space and projected on their leading principal
+  components (at most ``max_dims``, keeping ``variance_kept`` of the variance); ``"pretrained"`` uses the
+  pretrained members' mean trunk output instead (a *deep kernel*), ``"finetuned"`` the trunk of an ensemble
+  fine-tuned on the observations. On NB201 with user-level inputs the features did best
+  (``benchmarks/nb201/README.md``; that trunk was trained only to predict the profiled metrics);
 * kernel ``k = B[f, f'] * (s_m^2 * Matern52(u / l) + s_l^2 * <p, p'>)``: an ARD Matern 5/2 on ``u`` plus a
   linear kernel on ``p``, the pretrained metric heads' standardised predictions (params, latency, ...), so
   a trend along a profiled metric is learnt from a few points in either direction (the data say whether
@@ -48,7 +53,11 @@ DEFAULT_GP: dict[str, Any] = {
     "fit_iterations": 60,  # L-BFGS iterations of the hyper-parameter fit
     "n_members": 16,  # pseudo-members returned by predict_members
     "linear_metrics": True,  # the linear kernel on the pretrained metric predictions
-    "representation": "pretrained",  # or "finetuned": the trunk of an ensemble fine-tuned on the observations
+    "linear_weight": 0.5,  # the centre of its variance's prior (standardised units; the Matern term's is 1)
+    # the Matern kernel's input: "features" (the candidates' own features, z-scored and projected), "pretrained"
+    # (the pretrained members' mean trunk output) or "finetuned" (the trunk of an ensemble fine-tuned on the
+    # observations); the linear kernel on the pretrained metric predictions is there in all three
+    "representation": "features",
     "kernel": "matern",  # on the representation: "matern" (ARD Matern 5/2) or "linear" (Bayesian linear regression)
     "objective_transform": "rank",  # as DeepEnsemble: "rank" or "zscore"
     "noise_floor": 1e-4,  # smallest noise variance (standardised units)
@@ -93,8 +102,8 @@ class EmbeddingGP:
             raise NastuneError("the GP needs n_members >= 2 pseudo-members")
         q = ndtri((np.arange(self.n_members) + 0.5) / self.n_members)
         self._quantiles = (q - q.mean()) / q.std()
-        if self.hyper["representation"] not in ("pretrained", "finetuned"):
-            raise NastuneError("GP representation must be 'pretrained' or 'finetuned',"
+        if self.hyper["representation"] not in ("features", "pretrained", "finetuned"):
+            raise NastuneError("GP representation must be 'features', 'pretrained' or 'finetuned',"
                                f" got {self.hyper['representation']!r}")
         # "finetuned": an ensemble fine-tuned on the observations (as surrogate="ensemble" does) supplies the
         # representation at every fresh fit; the GP replaces only its linear heads and their spread
@@ -127,8 +136,9 @@ class EmbeddingGP:
 
     # -- representation ----------------------------------------------------------------------------------
     def _raw(self, X: np.ndarray) -> np.ndarray:
-        """``(m, d)`` -> ``(m, h)`` the members' mean trunk output (the features without a base)."""
-        if self.base is None:
+        """``(m, d)`` -> ``(m, h)`` the members' mean trunk output (the features themselves without a base or
+        with ``representation="features"``)."""
+        if self.base is None or self.hyper["representation"] == "features":
             return np.asarray(X, dtype=np.float64)
         if self._ensemble is not None and self._ensemble.is_fitted:
             return self._ensemble.embed(X, pretrained=False).mean(0).astype(np.float64)
@@ -199,7 +209,8 @@ class EmbeddingGP:
         return 0.5 * (((theta - centre) / scale) ** 2).sum()
 
     def _start(self, k: int) -> torch.Tensor:
-        return torch.tensor([math.log(1.5)] * k + [0.0, math.log(0.5), math.log(0.01), 1.0], dtype=torch.float64)
+        linear = math.log(float(self.hyper["linear_weight"]))
+        return torch.tensor([math.log(1.5)] * k + [0.0, linear, math.log(0.01), 1.0], dtype=torch.float64)
 
     def _factor(self, h: dict[str, torch.Tensor], u: torch.Tensor, p: torch.Tensor | None,
                 f: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The Gaussian-process surrogate on the pretrained representation (search option ``surrogate="gp"``)."""
+"""The Gaussian-process surrogate, the search's default (option ``surrogate="gp"``)."""
 
 from __future__ import annotations
 
@@ -123,3 +123,28 @@ def test_a_finetuned_representation_is_refitted_to_the_objective_at_each_fresh_f
     believed = gp._space_inputs
     gp.fit(X[:61], np.append(y[:60], mean[0]), warm_start=True)  # a believer refit keeps the representation
     assert gp._space_inputs is believed
+
+
+def test_the_default_gp_follows_a_pretrained_metric_beyond_the_observed_range() -> None:
+    # The objective grows with a profiled metric that is a bowl in the features; observations only cover its
+    # floor. The linear term on the pretrained metric prediction carries the trend up both walls; a
+    # stationary kernel on the features alone falls back to the mean there.
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-2, 2, size=(600, 3)).astype(np.float32)
+    size = np.exp(2 * np.abs(X[:, 2])).astype(np.float64)
+    base = DeepEnsemble(3, ["size"], n_members=3, seed=0, hidden=32, pretrain_epochs=60)
+    base.pretrain(X, {"size": size}, progress=False)  # learns the metric, never the objective
+    y = np.abs(X[:, 2]) + 0.3 * np.sin(2 * X[:, 0])
+    seen = np.flatnonzero(np.abs(X[:, 2]) < 0.6)[:40]
+    unseen = np.flatnonzero(np.abs(X[:, 2]) > 1.2)
+    top = set(unseen[np.argsort(-y[unseen])[: len(unseen) // 5]].tolist())
+
+    def hits(**options: object) -> int:
+        gp = EmbeddingGP(base, X, objective_transform="zscore", **options)
+        assert gp.hyper["representation"] == "features"
+        gp.fit(X[seen], y[seen])
+        mean, _ = gp.predict(X[unseen])
+        return sum(int(i) in top for i in unseen[np.argsort(-mean)[:10]])
+
+    with_trend, without = hits(), hits(linear_metrics=False)
+    assert with_trend >= 7 and with_trend > without
