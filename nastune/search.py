@@ -18,14 +18,14 @@ Each step (``ask``):
    every candidate is split into ``n_initial`` k-means clusters and one random member of each is picked, so
    the first picks cover what the profile tells apart, in proportion to how common it is), ``"diverse"``
    (farthest-point sampling in that representation), ``"random"`` (uniform) or ``"prior"``.
-2. *BO*: the ensemble is fine-tuned from its pretrained weights on all observations (and, for pending
-   evaluations, on their predicted means: the Kriging believer), every candidate is scored by the
-   acquisition (EI by default) on the high-fidelity head (the low-fidelity head while no hi-fi result
-   exists), and the best ``n`` distinct candidates are proposed. After ``stall_patience`` high-fidelity
-   results without improvement, one pick is made by Thompson sampling instead (exploration fallback).
-   With ``surrogate="gp"`` a Gaussian process on the pretrained ensemble's representation
-   (:mod:`nastune.gp`) takes the fine-tuned ensemble's place; ``benchmarks/results/nb201_surrogates.md``
-   compares the two.
+2. *BO*: the surrogate is fitted on all observations (and, for pending evaluations, on their predicted
+   means: the Kriging believer), every candidate is scored by the acquisition (EI by default) at high
+   fidelity (low fidelity while no hi-fi result exists), and the best ``n`` distinct candidates are
+   proposed. After ``stall_patience`` high-fidelity results without improvement, one pick is made by
+   Thompson sampling instead (exploration fallback). The surrogate (option ``surrogate``) is by default
+   a Gaussian process on the candidates' features whose kernel also has a linear term on the pretrained
+   ensemble's metric predictions (:mod:`nastune.gp`); ``surrogate="ensemble"`` fine-tunes the pretrained
+   deep ensemble from its pretrained weights instead. ``benchmarks/results/nb201.md`` compares them.
 
 Fidelity policy (when a low fidelity exists): *screen, then promote*. The initial design is evaluated at
 low fidelity. Afterwards a candidate chosen by the acquisition that has no low-fidelity result yet is
@@ -85,9 +85,11 @@ FIDELITIES = ("hi", "lo")
 DEFAULT_OPTIONS: dict[str, Any] = {
     "pretrained": True,  # fine-tune the space's pretrained surrogate; False = a fresh, unpretrained one
     "n_members": 5,  # ensemble size when no pretrained surrogate is used
-    # "ensemble": fine-tune the pretrained deep ensemble; "gp": a Gaussian process on its pretrained
-    # representation (nastune.gp)
-    "surrogate": "ensemble",
+    # "gp": a Gaussian process on the candidates' features plus a linear term on the pretrained metric
+    # predictions (nastune.gp; surrogate_options choose its input); "ensemble": fine-tune the pretrained
+    # deep ensemble. GP by default: fewer evaluations to the optimum with user-level inputs on every NB201
+    # dataset (benchmarks/nb201/README.md)
+    "surrogate": "gp",
     "surrogate_options": {},  # overrides of DeepEnsemble (fine-tuning, e.g. finetune_steps) or of DEFAULT_GP
     # "clusters": one random member of each of n_initial k-means clusters of the pretrained representation
     # (uniform random without a pretrained surrogate); "diverse": farthest points in that representation;
@@ -684,7 +686,7 @@ class SearchInstance:
     # -- the surrogate -----------------------------------------------------------------------------------------
     def _fresh_model(self) -> Surrogate:
         """The objective's surrogate before any fit: the option ``surrogate`` says which kind."""
-        if self.options.get("surrogate", "ensemble") == "gp":
+        if self.options.get("surrogate", DEFAULT_OPTIONS["surrogate"]) == "gp":
             from nastune.gp import EmbeddingGP
 
             base = getattr(self.space, "surrogate", None) if self.options.get("pretrained", True) else None
@@ -933,8 +935,8 @@ class SearchInstance:
     def _quantity_members(self, name: str, rng: np.random.Generator, n_members: int) -> np.ndarray | None:
         """``(M, n)`` plausible values of ``name`` for every candidate, original units: for a space metric its
         measured value where known, else ``mean + std * eps_m`` of the pretrained ensemble (one draw per member);
-        for a value only the evaluator returns, the members of an ensemble fine-tuned on the results so far
-        (``None`` before two results)."""
+        for a value only the evaluator returns, the members of a surrogate of the objective's kind (option
+        ``surrogate``) fitted on the results so far (``None`` before two results)."""
         exact, mean, std = self.metric_lookup(name)
         if exact is not None or mean is not None:
             if mean is None or std is None:
@@ -951,7 +953,7 @@ class SearchInstance:
                           is not None and math.isfinite(float(e["objectives"][name])))
             if len(rows) < 2:
                 return None
-            model = self._fresh_ensemble()
+            model = self._fresh_model()  # the primary's kind of surrogate, so their members line up
             idx = np.array([r[0] for r in rows], dtype=np.int64)
             model.fit(self._features[idx], np.array([r[1] for r in rows]), ["hi"] * len(rows),
                       seed=int(rng.integers(2**31)))
