@@ -39,7 +39,8 @@ HEADLINE = "user"
 BASELINE_ROWS = ("random", "evolution", "local_search", "tpe", "descending_params")
 TARGET_TRANSFER = {"cifar100": 10, "imagenet16": 50}
 #: rows run by default (issue 13): user-level rows, baselines, the hand-feature row of issue 5
-DEFAULT_METHODS = ("user", "user-nopretrain", "user-encoding", "user-transfer", "nastune", *BASELINE_ROWS)
+DEFAULT_METHODS = ("user", "user-ensemble", "user-nopretrain", "user-encoding", "user-transfer", "nastune",
+                   *BASELINE_ROWS)
 
 
 def result_path(method: str, dataset: str, seed: int) -> Path:
@@ -159,7 +160,7 @@ def build_report(methods: Sequence[str], datasets: Sequence[str], seeds: Sequenc
       f" it within the budget rank last; `> {budget}` = not reached by that quantile). *Test regret*: best test"
       " accuracy of the benchmark minus the test accuracy of the incumbent (best validation so far), mean over"
       " seeds, in accuracy points; on ImageNet16-120 the best-validation cell is not the best-test cell, so its"
-      " regret never reaches 0. *BO s/iter*: mean seconds of one nastune step (fine-tune the ensemble + score all"
+      " regret never reaches 0. *BO s/iter*: mean seconds of one nastune step (fit the surrogate + score all"
       " 15,625 candidates), one thread per run, on a shared machine.")
     w("")
     for d in datasets:
@@ -224,7 +225,8 @@ def build_report(methods: Sequence[str], datasets: Sequence[str], seeds: Sequenc
               + (f" (not run: {', '.join(METHODS[b].label for b in missing)})" if missing else "") + ".")
         for other, what in (("user-nopretrain", "no pretraining"), ("nastune", "issue 5's hand-feature row"),
                             ("user-encoding", "the same search without architecture features"),
-                            ("user-gp", "the GP surrogate (option surrogate='gp')"),
+                            ("user-ensemble", "the fine-tuned deep ensemble (option surrogate='ensemble')"),
+                            ("user-gp-embedding", "the GP on the pretrained representation"),
                             ("user-random-init", "the same search with a random initial design"),
                             ("user-diverse-init", "the same search with the diverse (farthest-point) initial"
                                                   " design")):
@@ -243,9 +245,9 @@ def build_report(methods: Sequence[str], datasets: Sequence[str], seeds: Sequenc
     bo_times = [summary[(m, d)]["bo_seconds"] for m in methods for d in datasets
                 if METHODS[m].kind in ("bo", "user") and summary[(m, d)]["bo_seconds"] is not None]
     if bo_times:
-        w(f"* BO step (fine-tune + score 15,625 candidates) in these runs: {min(bo_times):.3f}-{max(bo_times):.3f}"
-          " s per iteration on one thread of a shared machine; `benchmarks/results/nb201_speed.md` has the dedicated"
-          " timing at 15,625 and 1,000,000 candidates.")
+        w("* BO step (fit the surrogate + score 15,625 candidates) in these runs:"
+          f" {min(bo_times):.3f}-{max(bo_times):.3f} s per iteration on one thread of a shared machine;"
+          " `benchmarks/results/nb201_speed.md` has the dedicated timing at 15,625 and 1,000,000 candidates.")
     w("")
     w("## Best-value curves")
     w("")
@@ -262,9 +264,8 @@ def build_report(methods: Sequence[str], datasets: Sequence[str], seeds: Sequenc
       + (f" these runs took {wall_s / 3600:.1f} h wall." if wall_s else ""))
     w("* Rerun: `python -m benchmarks.nb201.run --jobs 2 --budget 150`; `--only-report` rewrites this file from the"
       " cached runs in `var/nb201/results/`. Details, the user-level space, the transfer rows and the tuning log:"
-      " `benchmarks/nb201/README.md`. `nb201_surrogates.md` compares the default's parts: the fine-tuned ensemble"
-      " (with and without the architecture features, with a random initial design) and the GP on its"
-      " representation, seeds 0-29 of their own run.")
+      " `benchmarks/nb201/README.md`. `nb201_surrogates.md` and `nb201_initial_design.md` are earlier runs made"
+      " when the fine-tuned ensemble was the default.")
     w("")
     return "\n".join(lines)
 
