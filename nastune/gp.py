@@ -154,7 +154,10 @@ class EmbeddingGP:
         X = np.asarray(X, dtype=np.float32)
         if X.ndim != 2:
             raise NastuneError(f"feature matrix must be (m, d), got shape {X.shape}")
-        u = torch.as_tensor(((self._raw(X) - self._mu) / self._sd) @ self._proj, dtype=torch.float64)
+        # in row chunks: a million candidates never hold more than one chunk's float64 copy of their features
+        step = 65536
+        u = torch.as_tensor(np.concatenate([((self._raw(X[a:a + step]) - self._mu) / self._sd) @ self._proj
+                                            for a in range(0, max(len(X), 1), step)]), dtype=torch.float64)
         if not self._linear:
             return u, None
         assert self.base is not None
@@ -291,7 +294,6 @@ class EmbeddingGP:
     def _posterior(self, X: Any, fidelity: str) -> tuple[np.ndarray, np.ndarray]:
         """Standardised posterior mean and std at ``fidelity`` (prior N(0, k(x, x)) before any fit)."""
         u, p = self._inputs(X)
-        fk = torch.full((len(u),), self._fidelity_index(fidelity), dtype=torch.int64)
         s = self._state
         theta = s["theta"] if s is not None else self._start(u.shape[1])
         h = self._unpack(theta, u.shape[1])
@@ -300,14 +302,36 @@ class EmbeddingGP:
             return np.zeros(len(u)), prior_var.sqrt().numpy()
         mean = np.empty(len(u))
         var = np.empty(len(u))
+        # what does not depend on the candidates, once: every candidate is at one fidelity, so the fidelity
+        # factor is a per-observation column scale
+        column = torch.where(s["f"] == self._fidelity_index(fidelity), 1.0, h["rho"]).to(torch.float64)
+        b = s["u"] / h["lengthscale"]
+        bb = (b * b).sum(1)
+        linear = None if p is None else h["linear"] / p.shape[1] * s["p"].T  # (K, m)
         chunk = 8192
-        for a in range(0, len(u), chunk):
-            sl = slice(a, a + chunk)
-            Ks = self._kernel(h, u[sl], None if p is None else p[sl], fk[sl], s["u"], s["p"], s["f"])
-            mean[a:a + chunk] = (Ks @ s["alpha"]).numpy()
-            v = torch.linalg.solve_triangular(s["L"], Ks.T, upper=False)
-            var[a:a + chunk] = (prior_var[sl] - (v * v).sum(0)).numpy()
+        with torch.no_grad():
+            for a in range(0, len(u), chunk):
+                sl = slice(a, a + chunk)
+                Ks = self._cross_kernel(h, u[sl], b, bb, None if p is None or linear is None else p[sl] @ linear)
+                Ks.mul_(column)
+                mean[a:a + chunk] = (Ks @ s["alpha"]).numpy()
+                v = torch.linalg.solve_triangular(s["L"], Ks.T, upper=False)
+                var[a:a + chunk] = (prior_var[sl] - (v * v).sum(0)).numpy()
         return mean, np.sqrt(np.maximum(var, 1e-12))
+
+    def _cross_kernel(self, h: dict[str, torch.Tensor], u: torch.Tensor, b: torch.Tensor, bb: torch.Tensor,
+                      linear: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`_kernel` between candidates ``u`` and the observations (``b = u_obs / lengthscale``,
+        ``bb = |b|^2``, ``linear`` the linear term's block) without the fidelity factor, in place where it can
+        (the posterior of a million candidates spends its time here)."""
+        a = u / h["lengthscale"]
+        if self.hyper["kernel"] == "linear":
+            K = (a @ b.T).mul_(h["matern"] / a.shape[1])
+        else:
+            r = (a @ b.T).mul_(-2.0).add_((a * a).sum(1)[:, None]).add_(bb[None, :]).clamp_min_(1e-12)
+            r.sqrt_().mul_(math.sqrt(5.0))
+            K = (r * r).div_(3.0).add_(r).add_(1.0).mul_(torch.exp(r.neg_())).mul_(h["matern"])
+        return K if linear is None else K.add_(linear)
 
     def predict_members(self, X: Any, fidelity: str = "hi", *, standardised: bool = False) -> np.ndarray:
         """``(n_members, m)`` float32: ``mean + z_j * std`` for the fixed quantiles ``z_j`` (standardised units,

@@ -148,3 +148,24 @@ def test_the_default_gp_follows_a_pretrained_metric_beyond_the_observed_range() 
 
     with_trend, without = hits(), hits(linear_metrics=False)
     assert with_trend >= 7 and with_trend > without
+
+
+@pytest.mark.parametrize("kernel", ["matern", "linear"])
+def test_the_fast_posterior_equals_the_kernel_formula_at_both_fidelities(kernel: str) -> None:
+    X, y = grid(600)
+    base = DeepEnsemble(3, ["size"], n_members=3, seed=0, hidden=16, pretrain_epochs=3)
+    base.pretrain(X, {"size": np.exp(X[:, 2]).astype(np.float64)}, progress=False)
+    gp = EmbeddingGP(base, X, kernel=kernel)
+    gp.fit(X[:50], y[:50], ["hi"] * 30 + ["lo"] * 20)
+    state = gp._state
+    assert state is not None
+    u, p = gp._inputs(X)
+    h = gp._unpack(state["theta"], u.shape[1])
+    for fidelity in ("hi", "lo"):
+        f = torch.full((len(u),), gp._fidelity_index(fidelity), dtype=torch.int64)
+        Ks = gp._kernel(h, u, p, f, state["u"], state["p"], state["f"])  # the kernel the fit used
+        v = torch.linalg.solve_triangular(state["L"], Ks.T, upper=False)
+        var = (gp._kernel_diagonal(h, u, p) - (v * v).sum(0)).numpy()
+        mean, std = gp._posterior(X, fidelity)
+        np.testing.assert_allclose(mean, (Ks @ state["alpha"]).numpy(), atol=1e-9)
+        np.testing.assert_allclose(std, np.sqrt(np.maximum(var, 1e-12)), atol=1e-9)
