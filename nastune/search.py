@@ -72,7 +72,7 @@ if TYPE_CHECKING:
     from nastune.space import SearchSpace
     from nastune.surrogate import DeepEnsemble
 
-    #: what fits the objective: the fine-tuned ensemble or the GP on its representation (option ``surrogate``)
+    #: what fits the objective: the GP (default) or the fine-tuned ensemble (option ``surrogate``)
     Surrogate = DeepEnsemble | EmbeddingGP
 
 __all__ = ["FIDELITIES", "Proposal", "SearchInstance", "atomic_write_json"]

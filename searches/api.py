@@ -556,7 +556,7 @@ class EvaluationCsvApi(DownloadView):
 
 
 class SearchPredictionsApi(PagedView):
-    """The search's surrogate (fine-tuned on the evaluations so far) for a page of candidates:
+    """The search's surrogate (fitted to the evaluations so far) for a page of candidates:
     mean and std of the objective per fidelity."""
 
     @extend_schema_serializer(component_name="SearchPrediction")

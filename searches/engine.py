@@ -46,7 +46,8 @@ def engine_for(search: SearchInstance) -> Any:
 
 
 def save_surrogate(search: SearchInstance, driver: Any) -> None:
-    """Keep the engine's fine-tuned surrogate so predictions need no refit (safetensors, no pickle)."""
+    """Keep the engine's fine-tuned ensemble so predictions need no refit (safetensors, no pickle); a search
+    on the default GP has none to keep (refitting it costs less than reading a file)."""
     from nastune.checkpoint import surrogate_bytes
 
     model = driver.fitted_surrogate

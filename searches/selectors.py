@@ -283,7 +283,7 @@ def search_reference_curve(*, search: SearchInstance) -> dict[str, Any]:
 
 
 def search_predictions(*, search: SearchInstance, indices: Any) -> list[dict[str, Any]]:
-    """The search's surrogate (fine-tuned on its evaluations so far) for these candidates:
+    """The search's surrogate (fitted to its evaluations so far) for these candidates:
     ``[{index, encoding, predictions: {name: {mean, std}}}]``."""
     from nasweb.errors import ConflictError
     from searches import engine
