@@ -50,6 +50,7 @@ PRETRAIN_METRICS = ("params", "flops")
 #: the NB201 rows without the proxies row (no training-free proxies were computed for this space)
 DIGITS_METHOD_NAMES: tuple[str, ...] = (
     "nastune",
+    "nastune-ensemble",
     "nastune-sequential",
     "nastune-nopretrain",
     "nastune-multifidelity",
@@ -133,6 +134,7 @@ def run_one(method_name: str, seed: int, budget: int = BUDGET) -> dict[str, Any]
             lo_fi_cost=LOFI_COST if method.lofi else None,
             eval_budget=budget,
             pretrained=method.pretrained,
+            **method.options,
         )
         bo_seconds = ask_tell_until(s, b, lambda i: i in optimum_set)
         hist = s.history
@@ -231,9 +233,13 @@ def build_report(methods: Sequence[str], seeds: Sequence[int], budget: int, wall
     w("|---|---|---|---|---|")
     pairs_to_show = [
         ("nastune", "nastune-nopretrain"),
+        ("nastune", "nastune-ensemble"),
         ("nastune", "nastune-sequential"),
         ("nastune", "descending_params"),
         ("nastune", "random"),
+        ("nastune", "evolution"),
+        ("nastune", "local_search"),
+        ("nastune", "tpe"),
         ("nastune-multifidelity", "nastune"),
     ]
     for first, second in pairs_to_show:

@@ -86,6 +86,8 @@ METHODS: dict[str, Method] = {
         Method("user-transfer", "user", "nastune, user-level inputs, warm start from 100 CIFAR-10 evaluations",
                metrics=USER_METRICS, warm_start=True),
         Method("nastune", "bo", "nastune (simultaneous pretraining)"),
+        Method("nastune-ensemble", "bo", "nastune, fine-tuned deep ensemble (option surrogate)",
+               options={"surrogate": "ensemble"}),
         Method("nastune-sequential", "bo", "nastune (sequential pretraining)", simultaneous=False),
         Method("nastune-nopretrain", "bo", "nastune (no pretraining)", pretrained=False),
         Method("nastune-proxies", "bo", "nastune (+ NASWOT, synflow proxies)", metrics=BASE_METRICS + PROXY_METRICS),
