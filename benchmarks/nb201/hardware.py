@@ -290,7 +290,7 @@ def _seed_text(seeds: Any) -> str:
     return ",".join(map(str, ordered))
 
 
-def report() -> str:
+def report(with_notes: bool = True) -> str:
     lines = ["# NAS-Bench-201: hardware-aware search (issue 15)", "",
              "Produced by `python -m benchmarks.nb201.hardware` (see its docstring). Objectives: mean 200-epoch "
              "validation accuracy (max) and the table's latency (min). Budget 150 evaluations. Seeds as listed per "
@@ -370,7 +370,7 @@ def report() -> str:
             lines.append(f"* Latency from a 5% subset, {DATASET_LABEL[ds]}: median tau {tau:.3f} over {len(rows)} "
                          f"runs, target >= {TARGET_SUBSET_TAU}: **{verdict}**.")
     notes = REPORT.with_name("nb201_hardware_notes.md")
-    if notes.exists():  # hand-written reading of the figures, kept across regenerations
+    if with_notes and notes.exists():  # hand-written reading of the figures, kept across regenerations
         lines += ["", notes.read_text().rstrip()]
     return "\n".join(lines) + "\n"
 
@@ -382,6 +382,8 @@ def main() -> None:
     parser.add_argument("--experiments", default="subset,constrained,pareto")
     parser.add_argument("--methods", default="")
     parser.add_argument("--only-report", action="store_true")
+    parser.add_argument("--report", default=REPORT.stem,
+                        help="write benchmarks/results/REPORT.md (another name: some rows, no notes)")
     args = parser.parse_args()
     if not args.only_report:
         wanted = set(filter(None, args.methods.split(",")))
@@ -397,8 +399,8 @@ def main() -> None:
                         _save(result)
                         print(exp, m, ds, seed, {k: v for k, v in result.items()
                                                  if k not in ("hypervolume",)}, flush=True)
-    text = report()
-    REPORT.write_text(text)
+    text = report(with_notes=args.report == REPORT.stem)
+    REPORT.with_name(f"{args.report}.md").write_text(text)
     print(text)
 
 
