@@ -953,7 +953,13 @@ class SearchInstance:
                           is not None and math.isfinite(float(e["objectives"][name])))
             if len(rows) < 2:
                 return None
-            model = self._fresh_model()  # the primary's kind of surrogate, so their members line up
+            # the primary's kind of surrogate, so their members line up; made once per quantity and refitted
+            # from scratch at each step, as the objective's own model is (a GP's projection of the whole space
+            # is then computed once, not at every step)
+            models: dict[str, Surrogate] = self.__dict__.setdefault("_returned_models", {})
+            if name not in models:
+                models[name] = self._fresh_model()
+            model = models[name]
             idx = np.array([r[0] for r in rows], dtype=np.int64)
             model.fit(self._features[idx], np.array([r[1] for r in rows]), ["hi"] * len(rows),
                       seed=int(rng.integers(2**31)))
