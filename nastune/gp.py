@@ -204,12 +204,11 @@ class EmbeddingGP:
             K = K + h["linear"] * (p * p).sum(1) / p.shape[1]
         return K
 
-    def _prior(self, theta: torch.Tensor, k: int) -> torch.Tensor:
-        """Minus the log prior (log-normal on every positive hyper-parameter, centred on plausible values)."""
-        centre = self._start(k).to(theta.dtype)  # every fit starts at the prior's centre
-        scale = torch.cat([torch.full((k,), 1.0, dtype=theta.dtype),
-                           torch.tensor([1.0, 1.5, 2.0, 1.5], dtype=theta.dtype)])
-        return 0.5 * (((theta - centre) / scale) ** 2).sum()
+    def _prior_centre_and_scale(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The log-normal priors on every positive hyper-parameter: centres (every fit starts there) and scales."""
+        scale = torch.cat([torch.full((k,), 1.0, dtype=torch.float64), torch.tensor([1.0, 1.5, 2.0, 1.5],
+                                                                                    dtype=torch.float64)])
+        return self._start(k), scale
 
     def _start(self, k: int) -> torch.Tensor:
         linear = math.log(float(self.hyper["linear_weight"]))
@@ -221,27 +220,72 @@ class EmbeddingGP:
         noise = h["noise"] + float(self.hyper["noise_floor"]) + float(self.hyper["jitter"])
         return torch.linalg.cholesky(K + noise * torch.eye(len(u), dtype=K.dtype))
 
+    def _loss(self, theta: torch.Tensor, u: torch.Tensor, p: torch.Tensor | None, f: torch.Tensor,
+              y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The fit's objective (minus the log marginal likelihood plus minus the log prior, per observation) and
+        its gradient in ``theta``, analytic: ``d nll = sum(W * dK)`` with ``W = (K^-1 - alpha alpha^T) / 2``.
+        :meth:`_kernel` is the same kernel for autograd (a test holds the two equal). ``None`` where the
+        kernel matrix is not positive definite.
+
+        At 300 observations, backpropagating through the Cholesky factor took two thirds of a fit."""
+        k, m = u.shape[1], len(y)
+        h = self._unpack(theta, k)
+        a = u / h["lengthscale"]
+        # the fidelity factor B (1 within a fidelity, rho across): absent while every result is at one fidelity
+        other = (f[:, None] != f[None, :]).to(u.dtype) if bool((f != f[0]).any()) else None
+        if self.hyper["kernel"] == "linear":
+            M = (a @ a.T) / k
+            slope = None
+        else:
+            sq = (a * a).sum(1)
+            r = (a @ a.T).mul_(-2.0).add_(sq[:, None]).add_(sq[None, :]).clamp_min_(1e-12).sqrt_().mul_(math.sqrt(5.0))
+            e = torch.exp(-r)
+            M = (1.0 + r + r * r / 3.0) * e
+            slope = (1.0 + r).mul_(e).mul_(5.0 / 3.0)  # dM / dlog l_k = slope * (a_ik - a_jk)^2
+        P = None if p is None else (p @ p.T) / p.shape[1]
+        S = h["matern"] * M if P is None else h["matern"] * M + h["linear"] * P
+        K = S if other is None else S * (1.0 - other * (1.0 - h["rho"]))
+        noise = h["noise"] + float(self.hyper["noise_floor"]) + float(self.hyper["jitter"])
+        L, info = torch.linalg.cholesky_ex(K + noise * torch.eye(m, dtype=u.dtype))
+        if int(info) != 0:
+            return None
+        alpha = torch.cholesky_solve(y[:, None], L)
+        nll = 0.5 * (y[:, None] * alpha).sum() + torch.log(torch.diagonal(L)).sum()
+        W = torch.cholesky_inverse(L).sub_(alpha @ alpha.T).mul_(0.5)
+        WB = W if other is None else W * (1.0 - other * (1.0 - h["rho"]))
+        grad = torch.zeros_like(theta)
+        if slope is None:
+            G = WB * h["matern"]
+            grad[:k] = -2.0 / k * (a * (G @ a)).sum(0)
+        else:
+            G = slope.mul_(WB).mul_(h["matern"])
+            grad[:k] = 2.0 * ((a * a) * G.sum(1)[:, None]).sum(0) - 2.0 * (a * (G @ a)).sum(0)
+        grad[k] = h["matern"] * (WB * M).sum()
+        if P is not None:
+            grad[k + 1] = h["linear"] * (WB * P).sum()
+        grad[k + 2] = h["noise"] * torch.diagonal(W).sum()
+        if other is not None:
+            grad[k + 3] = h["rho"] * (1.0 - h["rho"]) * (W * other * S).sum()
+        centre, scale = self._prior_centre_and_scale(k)
+        prior = 0.5 * (((theta - centre) / scale) ** 2).sum()
+        grad += (theta - centre) / scale**2
+        return (nll + prior) / m, grad / m
+
     def _fit_hyper(self, u: torch.Tensor, p: torch.Tensor | None, f: torch.Tensor, y: torch.Tensor) -> (
         torch.Tensor
     ):
         k = u.shape[1]
-        theta = self._start(k).requires_grad_(True)
+        theta = self._start(k)
         optimiser = torch.optim.LBFGS([theta], lr=0.5, max_iter=int(self.hyper["fit_iterations"]),
                                       line_search_fn="strong_wolfe")
-        m = len(y)
 
         def closure() -> torch.Tensor:
-            optimiser.zero_grad()
-            h = self._unpack(theta, k)
-            try:
-                L = self._factor(h, u, p, f)
-            except torch.linalg.LinAlgError:  # the line search tried a degenerate point: reject it
-                return torch.tensor(1e10, dtype=torch.float64, requires_grad=True)
-            alpha = torch.cholesky_solve(y[:, None], L)
-            nll = 0.5 * (y[:, None] * alpha).sum() + torch.log(torch.diagonal(L)).sum()
-            loss = (nll + self._prior(theta, k)) / m
-            loss.backward()
-            return loss
+            out = self._loss(theta.detach(), u, p, f, y)
+            if out is None:  # the line search tried a degenerate point: reject it
+                theta.grad = torch.zeros_like(theta)
+                return torch.tensor(1e10, dtype=torch.float64)
+            theta.grad = out[1]
+            return out[0]
 
         start = theta.detach().clone()
         try:

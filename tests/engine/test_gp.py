@@ -169,3 +169,33 @@ def test_the_fast_posterior_equals_the_kernel_formula_at_both_fidelities(kernel:
         mean, std = gp._posterior(X, fidelity)
         np.testing.assert_allclose(mean, (Ks @ state["alpha"]).numpy(), atol=1e-9)
         np.testing.assert_allclose(std, np.sqrt(np.maximum(var, 1e-12)), atol=1e-9)
+
+
+@pytest.mark.parametrize("kernel", ["matern", "linear"])
+@pytest.mark.parametrize("fidelities", [["hi"] * 40, ["hi"] * 25 + ["lo"] * 15])
+def test_the_analytic_gradient_of_the_fit_equals_autograd_on_the_kernel(kernel: str, fidelities: list[str]) -> None:
+    X, y = grid(300)
+    base = DeepEnsemble(3, ["size"], n_members=3, seed=0, hidden=16, pretrain_epochs=3)
+    base.pretrain(X, {"size": np.exp(X[:, 2]).astype(np.float64)}, progress=False)
+    gp = EmbeddingGP(base, X, kernel=kernel)
+    u, p = gp._inputs(X[:40])
+    f = torch.as_tensor([gp._fidelity_index(v) for v in fidelities])
+    yt = torch.as_tensor(y[:40] - y[:40].mean())
+    k = u.shape[1]
+    theta = gp._start(k) + torch.as_tensor(np.random.default_rng(1).normal(0, 0.4, k + 4))
+    out = gp._loss(theta, u, p, f, yt)
+    assert out is not None
+    loss, grad = out
+
+    t = theta.clone().requires_grad_(True)  # the same objective, written with the autograd kernel
+    h = gp._unpack(t, k)
+    K = gp._kernel(h, u, p, f, u, p, f)
+    noise = h["noise"] + gp.hyper["noise_floor"] + gp.hyper["jitter"]
+    L = torch.linalg.cholesky(K + noise * torch.eye(len(u), dtype=K.dtype))
+    alpha = torch.cholesky_solve(yt[:, None], L)
+    centre, scale = gp._prior_centre_and_scale(k)
+    reference = (0.5 * (yt[:, None] * alpha).sum() + torch.log(torch.diagonal(L)).sum()
+                 + 0.5 * (((t - centre) / scale) ** 2).sum()) / len(u)
+    reference.backward()
+    assert float(loss) == pytest.approx(float(reference.detach()), rel=1e-10)
+    np.testing.assert_allclose(grad.numpy(), t.grad.numpy(), rtol=1e-6, atol=1e-9)
