@@ -177,19 +177,25 @@ class EmbeddingGP:
         return {"lengthscale": theta[:k].exp(), "matern": theta[k].exp(), "linear": theta[k + 1].exp(),
                 "noise": theta[k + 2].exp(), "rho": torch.sigmoid(theta[k + 3])}
 
-    def _kernel(self, h: dict[str, torch.Tensor], u1: torch.Tensor, p1: torch.Tensor | None, f1: torch.Tensor,
-                u2: torch.Tensor, p2: torch.Tensor | None, f2: torch.Tensor) -> torch.Tensor:
-        a, b = u1 / h["lengthscale"], u2 / h["lengthscale"]
+    @staticmethod
+    def _distance(a: torch.Tensor, b: torch.Tensor, bb: torch.Tensor) -> torch.Tensor:
+        """``sqrt(5) * |a_i - b_j|`` (rows already divided by the length-scales; ``bb = |b_j|^2``), in place."""
+        r = (a @ b.T).mul_(-2.0).add_((a * a).sum(1)[:, None]).add_(bb[None, :]).clamp_min_(1e-12)
+        return r.sqrt_().mul_(math.sqrt(5.0))
+
+    @staticmethod
+    def _matern(r: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """Matern 5/2 of the scaled distance ``r`` (``e = exp(-r)``): ``(1 + r + r^2 / 3) e``."""
+        return (r * r).div_(3.0).add_(r).add_(1.0).mul_(e)
+
+    def _shape(self, h: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor, bb: torch.Tensor) -> (
+        torch.Tensor
+    ):
+        """The representation's kernel between rows ``a`` and ``b`` (divided by the length-scales), unscaled."""
         if self.hyper["kernel"] == "linear":
-            K = h["matern"] * (a @ b.T) / a.shape[1]
-        else:
-            d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-            r = torch.sqrt(d2.clamp_min(1e-12)) * math.sqrt(5.0)
-            K = h["matern"] * (1.0 + r + r * r / 3.0) * torch.exp(-r)
-        if p1 is not None and p2 is not None:
-            K = K + h["linear"] * (p1 @ p2.T) / p1.shape[1]
-        same = (f1[:, None] == f2[None, :]).to(K.dtype)
-        return K * (same + (1.0 - same) * h["rho"])
+            return (a @ b.T).div_(a.shape[1])
+        r = self._distance(a, b, bb)
+        return self._matern(r, torch.exp(-r))
 
     def _kernel_diagonal(self, h: dict[str, torch.Tensor], u: torch.Tensor, p: torch.Tensor | None) -> (
         torch.Tensor
@@ -214,51 +220,55 @@ class EmbeddingGP:
         linear = math.log(float(self.hyper["linear_weight"]))
         return torch.tensor([math.log(1.5)] * k + [0.0, linear, math.log(0.01), 1.0], dtype=torch.float64)
 
-    def _factor(self, h: dict[str, torch.Tensor], u: torch.Tensor, p: torch.Tensor | None,
-                f: torch.Tensor) -> torch.Tensor:
-        K = self._kernel(h, u, p, f, u, p, f)
+    def _gram(self, h: dict[str, torch.Tensor], u: torch.Tensor, p: torch.Tensor | None, f: torch.Tensor,
+              slope: bool = False) -> dict[str, Any]:
+        """The observations' kernel matrix ``K`` (noise included) and its parts: ``M`` the representation's term,
+        ``P`` the linear metric term, ``S`` their weighted sum, ``other`` 1 between fidelities (``None`` while
+        every result is at one fidelity) and, with ``slope``, ``dM / dlog l_k = slope * (a_ik - a_jk)^2``."""
+        a = u / h["lengthscale"]
+        out: dict[str, Any] = {"a": a, "slope": None}
+        if self.hyper["kernel"] == "linear":
+            out["M"] = (a @ a.T).div_(a.shape[1])
+        else:
+            r = self._distance(a, a, (a * a).sum(1))
+            e = torch.exp(-r)
+            if slope:
+                out["slope"] = (1.0 + r).mul_(e).mul_(5.0 / 3.0)
+            out["M"] = self._matern(r, e)
+        out["P"] = None if p is None else (p @ p.T).div_(p.shape[1])
+        out["S"] = h["matern"] * out["M"] if p is None else h["matern"] * out["M"] + h["linear"] * out["P"]
+        out["other"] = (f[:, None] != f[None, :]).to(u.dtype) if bool((f != f[0]).any()) else None
+        out["B"] = None if out["other"] is None else 1.0 - out["other"] * (1.0 - h["rho"])
         noise = h["noise"] + float(self.hyper["noise_floor"]) + float(self.hyper["jitter"])
-        return torch.linalg.cholesky(K + noise * torch.eye(len(u), dtype=K.dtype))
+        K = out["S"] if out["B"] is None else out["S"] * out["B"]
+        out["K"] = K + noise * torch.eye(len(u), dtype=u.dtype)
+        return out
 
     def _loss(self, theta: torch.Tensor, u: torch.Tensor, p: torch.Tensor | None, f: torch.Tensor,
               y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The fit's objective (minus the log marginal likelihood plus minus the log prior, per observation) and
-        its gradient in ``theta``, analytic: ``d nll = sum(W * dK)`` with ``W = (K^-1 - alpha alpha^T) / 2``.
-        :meth:`_kernel` is the same kernel for autograd (a test holds the two equal). ``None`` where the
-        kernel matrix is not positive definite.
+        its gradient in ``theta``, analytic: ``d nll = sum(W * dK)`` with ``W = (K^-1 - alpha alpha^T) / 2``
+        (a test holds both to autograd on the kernel's formula). ``None`` where the kernel matrix is not
+        positive definite.
 
         At 300 observations, backpropagating through the Cholesky factor took two thirds of a fit."""
         k, m = u.shape[1], len(y)
         h = self._unpack(theta, k)
-        a = u / h["lengthscale"]
-        # the fidelity factor B (1 within a fidelity, rho across): absent while every result is at one fidelity
-        other = (f[:, None] != f[None, :]).to(u.dtype) if bool((f != f[0]).any()) else None
-        if self.hyper["kernel"] == "linear":
-            M = (a @ a.T) / k
-            slope = None
-        else:
-            sq = (a * a).sum(1)
-            r = (a @ a.T).mul_(-2.0).add_(sq[:, None]).add_(sq[None, :]).clamp_min_(1e-12).sqrt_().mul_(math.sqrt(5.0))
-            e = torch.exp(-r)
-            M = (1.0 + r + r * r / 3.0) * e
-            slope = (1.0 + r).mul_(e).mul_(5.0 / 3.0)  # dM / dlog l_k = slope * (a_ik - a_jk)^2
-        P = None if p is None else (p @ p.T) / p.shape[1]
-        S = h["matern"] * M if P is None else h["matern"] * M + h["linear"] * P
-        K = S if other is None else S * (1.0 - other * (1.0 - h["rho"]))
-        noise = h["noise"] + float(self.hyper["noise_floor"]) + float(self.hyper["jitter"])
-        L, info = torch.linalg.cholesky_ex(K + noise * torch.eye(m, dtype=u.dtype))
+        g = self._gram(h, u, p, f, slope=True)
+        a, M, P, S, other = g["a"], g["M"], g["P"], g["S"], g["other"]
+        L, info = torch.linalg.cholesky_ex(g["K"])
         if int(info) != 0:
             return None
         alpha = torch.cholesky_solve(y[:, None], L)
         nll = 0.5 * (y[:, None] * alpha).sum() + torch.log(torch.diagonal(L)).sum()
         W = torch.cholesky_inverse(L).sub_(alpha @ alpha.T).mul_(0.5)
-        WB = W if other is None else W * (1.0 - other * (1.0 - h["rho"]))
+        WB = W if g["B"] is None else W * g["B"]
         grad = torch.zeros_like(theta)
-        if slope is None:
+        if g["slope"] is None:
             G = WB * h["matern"]
             grad[:k] = -2.0 / k * (a * (G @ a)).sum(0)
         else:
-            G = slope.mul_(WB).mul_(h["matern"])
+            G = g["slope"].mul_(WB).mul_(h["matern"])
             grad[:k] = 2.0 * ((a * a) * G.sum(1)[:, None]).sum(0) - 2.0 * (a * (G @ a)).sum(0)
         grad[k] = h["matern"] * (WB * M).sum()
         if P is not None:
@@ -330,7 +340,7 @@ class EmbeddingGP:
         yt = torch.as_tensor(yz, dtype=torch.float64)
         theta = self._fit_hyper(u, p, f, yt) if fresh or self._state is None else self._state["theta"]
         h = self._unpack(theta, u.shape[1])
-        L = self._factor(h, u, p, f)
+        L = torch.linalg.cholesky(self._gram(h, u, p, f)["K"])
         self._state = {"theta": theta, "u": u, "p": p, "f": f, "L": L,
                        "alpha": torch.cholesky_solve(yt[:, None], L)[:, 0]}
         return {"n": m, "noise": float(h["noise"]), "rho": float(h["rho"])}
@@ -365,16 +375,10 @@ class EmbeddingGP:
 
     def _cross_kernel(self, h: dict[str, torch.Tensor], u: torch.Tensor, b: torch.Tensor, bb: torch.Tensor,
                       linear: torch.Tensor | None) -> torch.Tensor:
-        """:meth:`_kernel` between candidates ``u`` and the observations (``b = u_obs / lengthscale``,
+        """The kernel between candidates ``u`` and the observations (``b = u_obs / lengthscale``,
         ``bb = |b|^2``, ``linear`` the linear term's block) without the fidelity factor, in place where it can
         (the posterior of a million candidates spends its time here)."""
-        a = u / h["lengthscale"]
-        if self.hyper["kernel"] == "linear":
-            K = (a @ b.T).mul_(h["matern"] / a.shape[1])
-        else:
-            r = (a @ b.T).mul_(-2.0).add_((a * a).sum(1)[:, None]).add_(bb[None, :]).clamp_min_(1e-12)
-            r.sqrt_().mul_(math.sqrt(5.0))
-            K = (r * r).div_(3.0).add_(r).add_(1.0).mul_(torch.exp(r.neg_())).mul_(h["matern"])
+        K = self._shape(h, u / h["lengthscale"], b, bb).mul_(h["matern"])
         return K if linear is None else K.add_(linear)
 
     def predict_members(self, X: Any, fidelity: str = "hi", *, standardised: bool = False) -> np.ndarray:
