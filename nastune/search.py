@@ -274,6 +274,15 @@ class SearchInstance:
         self.options: dict[str, Any] = {**DEFAULT_OPTIONS, **dict(options)}
         warm = self.options["warm_start"]
         self.options["warm_start"] = [str(warm)] if isinstance(warm, str | Path) else [str(f) for f in warm]
+        self._check_options()
+        self._apply_overrides(
+            hi_fi_cost=hi_fi_cost, lo_fi_cost=lo_fi_cost, acquisition=acquisition, batch_size=batch_size,
+            eval_budget=eval_budget, explicit=True,
+        )
+
+    def _check_options(self) -> None:
+        """Refuse option values the search cannot run with (at creation and when a stored search is loaded: a
+        service may store the options itself)."""
         if self.options["initial_design"] not in ("random", "diverse", "clusters", "prior"):
             raise SearchError("initial_design must be 'clusters', 'diverse', 'random' or 'prior',"
                               f" got {self.options['initial_design']!r}")
@@ -286,10 +295,6 @@ class SearchInstance:
             raise SearchError("initial_design='prior' needs prior={metric: weight, ...}, e.g. {'params': 1.0}")
         if not 0.0 <= float(self.options["lo_fi_share"]) <= 1.0:
             raise SearchError("lo_fi_share must lie in [0, 1]")
-        self._apply_overrides(
-            hi_fi_cost=hi_fi_cost, lo_fi_cost=lo_fi_cost, acquisition=acquisition, batch_size=batch_size,
-            eval_budget=eval_budget, explicit=True,
-        )
 
     def _apply_overrides(
         self, *, hi_fi_cost: float | None, lo_fi_cost: float | None, acquisition: str | Acquisition | None,
@@ -461,6 +466,7 @@ class SearchInstance:
             self._n_asks = int(state.get("n_asks", 0))
         except (KeyError, TypeError, ValueError) as exc:
             raise SearchError(f"malformed search state: {exc!r}") from exc
+        self._check_options()
 
     def _save(self) -> None:
         self._storage.save_config(self._config())

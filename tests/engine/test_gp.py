@@ -109,6 +109,19 @@ def test_bad_options_and_inputs_say_what_to_fix() -> None:
                        progress=False)
 
 
+def test_a_stored_search_with_an_unknown_surrogate_is_refused_when_loaded(tmp_path: Path) -> None:
+    import json
+
+    ss = toy_space(tmp_path, 0)
+    path = tmp_path / "search.json"
+    SearchInstance("s", path, search_space=ss, progress=False)
+    state = json.loads(path.read_text())
+    state["options"]["surrogate"] = "forest"  # as a service that stores the options itself might
+    path.write_text(json.dumps(state))
+    with pytest.raises(SearchError, match="surrogate must be 'ensemble' or 'gp', got 'forest'"):
+        SearchInstance("s", path, search_space=ss, progress=False)
+
+
 def test_a_gp_search_repeats_itself_for_a_seed(tmp_path: Path) -> None:
     ss = toy_space(tmp_path, 0)
     values = np.array([formula(e) for e in ss.encodings])
