@@ -289,7 +289,8 @@ def _clone_initial(search: SearchInstance) -> dict[str, Any]:
         "space": str(search.space_id), "name": spec.name, "evaluator_kind": spec.evaluator_kind,
         "budget": forms._shown(spec.budget), "hi_fi_cost": forms._shown(spec.hi_fi_cost),
         "lo_fi_cost": forms._shown(spec.lo_fi_cost), "parallelism": spec.parallelism, "seed": spec.seed,
-        "acquisition": spec.acquisition, "direction": spec.direction, "evaluator_source": spec.evaluator_source,
+        "acquisition": spec.acquisition, "surrogate": spec.surrogate, "direction": spec.direction,
+        "evaluator_source": spec.evaluator_source,
         "clone_of": search.id,
         # hardware-aware goals in the form's text
         "objectives": ", ".join(f"{name}:{direction}" for name, direction in spec.objectives),

@@ -101,7 +101,7 @@ class SearchOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "notes", "tags", "direction", "space", "space_name", "evaluator_kind",
                   "evaluator_config", "evaluator_sha256",
                   "hi_fi_cost", "lo_fi_cost", "budget", "spent", "budget_fraction", "parallelism", "seed",
-                  "acquisition", "state", "failure_reason", "best_value", "best_index", "finished_count",
+                  "acquisition", "surrogate", "state", "failure_reason", "best_value", "best_index", "finished_count",
                   "created_at", "updated_at", "started_at", "ended_at", "objectives", "constraints",
                   "reference_point"]
         read_only_fields = fields
@@ -149,6 +149,10 @@ class SearchListApi(PagedView):
         seed = serializers.IntegerField(required=False, default=DEFAULTS["seed"])
         acquisition = serializers.ChoiceField(required=False, default=DEFAULTS["acquisition"],
                                               choices=SearchInstance.Acquisition.choices)
+        surrogate = serializers.ChoiceField(required=False, default=DEFAULTS["surrogate"],
+                                            choices=SearchInstance.Surrogate.choices,
+                                            help_text="what the engine fits to the results: gp (faster at choosing) "
+                                                      "or ensemble (the space's pretrained ensemble, fine-tuned)")
         direction = serializers.ChoiceField(required=False, default=DEFAULTS["direction"],
                                             choices=SearchInstance.Direction.choices,
                                             help_text="maximize: higher values are better; minimize: lower ones")
@@ -292,6 +296,7 @@ class SearchCloneApi(APIView):
         seed = serializers.IntegerField(required=False)
         parallelism = serializers.IntegerField(required=False)
         acquisition = serializers.ChoiceField(required=False, choices=SearchInstance.Acquisition.choices)
+        surrogate = serializers.ChoiceField(required=False, choices=SearchInstance.Surrogate.choices)
         direction = serializers.ChoiceField(required=False, choices=SearchInstance.Direction.choices)
         evaluator_config = JSONObjectField(required=False)
 

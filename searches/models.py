@@ -38,6 +38,10 @@ class SearchInstance(models.Model):
         UCB = "ucb", "Upper confidence bound"
         THOMPSON = "thompson", "Thompson sampling"
 
+    class Surrogate(models.TextChoices):
+        GP = "gp", "Gaussian process (default)"
+        ENSEMBLE = "ensemble", "fine-tuned deep ensemble"
+
     class Direction(models.TextChoices):
         MAXIMIZE = "maximize", "maximise"
         MINIMIZE = "minimize", "minimise"
@@ -66,6 +70,8 @@ class SearchInstance(models.Model):
     parallelism = models.PositiveIntegerField(default=1, help_text="evaluations in flight at once")
     seed = models.IntegerField(default=0)
     acquisition = models.CharField(max_length=16, choices=Acquisition.choices, default=Acquisition.EI)
+    surrogate = models.CharField(max_length=16, choices=Surrogate.choices, default=Surrogate.GP,
+                                 help_text="what the engine fits to the results (its option surrogate)")
     # hardware-aware goals (nastune.objectives): [[name, "max"|"min"], ...] (the first is primary),
     # [{"name", "op", "bound"}, ...] and {objective: value} for the hypervolume
     objectives = models.JSONField(default=list, blank=True, help_text="[[name, max|min], ...]; first = primary")

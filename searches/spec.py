@@ -42,6 +42,7 @@ class SearchSpec:
     parallelism: int = 1
     seed: int = 0
     acquisition: str = "ei"
+    surrogate: str = "gp"
     direction: str = "maximize"
     evaluator_config: dict[str, Any] = field(default_factory=dict)
     evaluator_source: str = ""
@@ -73,6 +74,9 @@ class SearchSpec:
         acquisitions = SearchInstance.Acquisition.values
         if self.acquisition not in acquisitions:
             raise SearchValidationError("acquisition", f"choose one of {', '.join(acquisitions)}")
+        surrogates = SearchInstance.Surrogate.values
+        if self.surrogate not in surrogates:
+            raise SearchValidationError("surrogate", f"choose one of {', '.join(surrogates)}")
         directions = SearchInstance.Direction.values
         if self.direction not in directions:
             raise SearchValidationError("direction", f"choose one of {', '.join(directions)}")

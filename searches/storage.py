@@ -103,8 +103,8 @@ class EvaluationRowStorage(SearchStorage):
             "hi_fi_cost": s.hi_fi_cost,
             "lo_fi_cost": s.lo_fi_cost,
             "budget": s.budget,
-            # hardware-aware goals (nastune.objectives) are engine options
-            "options": {"objectives": {str(n): str(d) for n, d in s.objectives or []},
+            # the surrogate's kind and the hardware-aware goals (nastune.objectives) are engine options
+            "options": {"surrogate": s.surrogate, "objectives": {str(n): str(d) for n, d in s.objectives or []},
                         "constraints": list(s.constraints or []), "reference_point": dict(s.reference_point or {})},
             "n_asks": self._n_asks,
         }

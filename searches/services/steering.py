@@ -38,8 +38,9 @@ def search_create(*, owner: Any, space: SearchSpace, spec: SearchSpec) -> Search
             uid=uuid.uuid4(), owner=owner, space=space, name=spec.name, evaluator_kind=spec.evaluator_kind,
             evaluator_config=stored.config, evaluator_source=stored.source, evaluator_sha256=stored.source_sha256,
             hi_fi_cost=spec.hi_fi_cost, lo_fi_cost=spec.lo_fi_cost, budget=spec.budget,
-            parallelism=spec.parallelism, seed=spec.seed, acquisition=spec.acquisition, direction=spec.direction,
-            objectives=spec.objectives, constraints=spec.constraints, reference_point=spec.reference_point,
+            parallelism=spec.parallelism, seed=spec.seed, acquisition=spec.acquisition, surrogate=spec.surrogate,
+            direction=spec.direction, objectives=spec.objectives, constraints=spec.constraints,
+            reference_point=spec.reference_point,
         )
         if stored.table is not None:
             search.evaluator_table.save("table.csv", ContentFile(stored.table), save=False)
@@ -255,7 +256,8 @@ def search_clone_spec(*, search: SearchInstance, **changes: Any) -> SearchSpec:
     spec = SearchSpec(
         name=f"{search.name} (copy)"[:120], evaluator_kind=search.evaluator_kind, budget=search.budget,
         hi_fi_cost=search.hi_fi_cost, lo_fi_cost=search.lo_fi_cost, parallelism=search.parallelism, seed=search.seed,
-        acquisition=search.acquisition, direction=search.direction, evaluator_config=dict(search.evaluator_config),
+        acquisition=search.acquisition, surrogate=search.surrogate, direction=search.direction,
+        evaluator_config=dict(search.evaluator_config),
         evaluator_source=search.evaluator_source, evaluator_table=table,
         objectives=list(search.objectives or []), constraints=list(search.constraints or []),
         reference_point=dict(search.reference_point or {}),
