@@ -254,8 +254,8 @@ class SearchForm(ServiceForm):
     acquisition = forms.ChoiceField(choices=SearchInstance.Acquisition.choices, initial=SUGGESTIONS["acquisition"])
     surrogate = forms.ChoiceField(
         choices=SearchInstance.Surrogate.choices, initial=SUGGESTIONS["surrogate"], required=False,
-        help_text="The Gaussian process is faster at choosing; the ensemble did better in a latency-constrained "
-                  "benchmark.")
+        help_text="The Gaussian process is faster at choosing and needed fewer evaluations on two of the four "
+                  "benchmark datasets (never significantly more); the fine-tuned ensemble is the earlier default.")
     direction = forms.ChoiceField(label="Better values are", choices=[
         (SearchInstance.Direction.MAXIMIZE, "higher (maximise, e.g. accuracy)"),
         (SearchInstance.Direction.MINIMIZE, "lower (minimise, e.g. loss or error)")],
