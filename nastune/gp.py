@@ -74,6 +74,8 @@ class EmbeddingGP:
         features: ``(n, d)`` features of every candidate of the space (for the projection's statistics).
         fidelities: the objective's fidelities, ``"hi"`` first.
         seed: seed of the projection's sub-sample on huge spaces.
+        projection_rows: ``(n,)`` bool, the candidates whose statistics set the z-scoring and the principal
+            components (default: all; a constrained search passes the feasible ones).
         **options: overrides of :data:`DEFAULT_GP`.
 
     Shapes: ``X`` is always ``(m, d)`` rows of the space's feature matrix; per-candidate outputs ``(m,)``.
@@ -86,6 +88,7 @@ class EmbeddingGP:
         fidelities: Sequence[str] = ("hi", "lo"),
         *,
         seed: int = 0,
+        projection_rows: np.ndarray | None = None,
         **options: Any,
     ) -> None:
         unknown = set(options) - set(DEFAULT_GP)
@@ -116,11 +119,14 @@ class EmbeddingGP:
         self._state: dict[str, Any] | None = None
         # the search scores the whole space at every step with this same array: its inputs are computed once
         self._space_features = np.asarray(features, dtype=np.float32)
+        self._projection_rows = None if projection_rows is None else np.asarray(projection_rows, dtype=bool)
         self._set_projection()
 
     def _set_projection(self) -> None:
         """Principal components of the representation over the whole space; caches the space's inputs."""
         rep = self._raw(self._space_features)
+        if self._projection_rows is not None and self._projection_rows.sum() >= 2:
+            rep = rep[self._projection_rows]
         rng = np.random.default_rng(self._seed)
         sample = rep if len(rep) <= 20000 else rep[rng.choice(len(rep), 20000, replace=False)]
         self._mu = sample.mean(0)

@@ -61,6 +61,8 @@ CONSTRAINED_METHODS = {
     "nastune-constrained": "**nastune, public API, user-level inputs, constraint inside the search**",
     "nastune-constrained-ucb": "nastune, user-level inputs, constraint inside the search, `acquisition=\"ucb\"`",
     "nastune-constrained-hand": "nastune, hand features (issue 5), constraint inside the search",
+    "nastune-constrained-ensemble": "nastune, user-level inputs, constraint inside the search, "
+                                    "`surrogate=\"ensemble\"` (the fine-tuned ensemble)",
     "nastune-unconstrained": "nastune, user-level inputs, no constraint (single objective)",
     "random-filter": "random search, constraint as a filter",
     "evolution-filter": "regularized evolution, constraint as a filter",
@@ -181,9 +183,10 @@ def run(experiment: str, method: str, dataset: str, seed: int) -> dict[str, Any]
             return order[-1] == target
 
         if method.startswith("nastune-constrained"):
-            acquisition = {"acquisition": "ucb"} if method.endswith("-ucb") else {}
+            options = {"acquisition": "ucb"} if method.endswith("-ucb") else \
+                {"surrogate": "ensemble"} if method.endswith("-ensemble") else {}
             order = _nastune(dataset, seed, stop, hand=method.endswith("-hand"),
-                             constraints={"latency": ("<=", bound)}, **acquisition)
+                             constraints={"latency": ("<=", bound)}, **options)
         elif method == "nastune-unconstrained":
             order = _nastune(dataset, seed, stop)
         elif method == "random-filter":

@@ -228,3 +228,24 @@ def test_the_analytic_gradient_of_the_fit_equals_autograd_on_the_kernel(kernel: 
     reference.backward()
     assert float(loss) == pytest.approx(float(reference.detach()), rel=1e-10)
     np.testing.assert_allclose(grad.numpy(), t.grad.numpy(), rtol=1e-6, atol=1e-9)
+
+
+def test_a_constrained_search_projects_on_the_candidates_it_may_propose(tmp_path: Path) -> None:
+    ss = toy_space(tmp_path, 0)
+    values = np.array([formula(e) for e in ss.encodings])
+    bound = float(np.percentile(ss.profile["latency"], 25))
+    feasible = ss.profile["latency"] <= bound
+    s = SearchInstance("c", None, search_space=ss, seed=0, progress=False, constraints={"latency": ("<=", bound)})
+    for _ in range(12):
+        (p,) = s.ask(1)
+        assert feasible[p.index]
+        s.tell(p.index, p.fidelity, float(values[p.index]))
+    model = s._model
+    assert isinstance(model, EmbeddingGP)
+    X = np.asarray(s._features, dtype=np.float64)
+    # z-scored over the feasible quarter, not over the whole space (whose mean lies elsewhere)
+    np.testing.assert_allclose(model._mu, X[feasible].mean(0), atol=1e-5)
+    assert np.abs(X.mean(0) - X[feasible].mean(0)).max() > 0.1
+    unconstrained = SearchInstance("u", None, search_space=ss, seed=0, progress=False)
+    assert isinstance(unconstrained._fresh_model(), EmbeddingGP)
+    np.testing.assert_allclose(unconstrained._fresh_model()._mu, X.mean(0), atol=1e-5)
