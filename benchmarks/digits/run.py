@@ -51,6 +51,7 @@ PRETRAIN_METRICS = ("params", "flops")
 DIGITS_METHOD_NAMES: tuple[str, ...] = (
     "nastune",
     "nastune-ensemble",
+    "nastune-ucb",
     "nastune-sequential",
     "nastune-nopretrain",
     "nastune-multifidelity",

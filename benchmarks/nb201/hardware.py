@@ -321,33 +321,36 @@ def report(with_notes: bool = True) -> str:
                          f"{sum(r['found'] for r in rows)}/{len(rows)} | {q(50)} | "
                          f"{q(90)} | {np.mean([r['infeasible'] for r in rows]):.1f} |")
     par = _load("pareto")
-    lines += ["", "## Pareto: share of the true Pareto-optimal cells evaluated within 150", "",
-              f"Target: median share >= {TARGET_PARETO_SHARE:.0%}. Hypervolume over the reference (worst accuracy, "
-              "worst latency of the space), as a share of the true front's hypervolume, mean over runs.", "",
-              "| dataset | front size | method | runs | share: median | min | HV @25 | @50 | @100 | @150 |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
-    for ds in DATASETS:
-        for m, label in PARETO_METHODS.items():
-            rows = [r for r in par if r["dataset"] == ds and r["method"] == m]
-            if not rows:
-                continue
-            shares = [r["share"] for r in rows]
-            hv = [np.mean([r["hypervolume"][min(k, len(r["hypervolume"])) - 1] / r["hypervolume_max"]
-                           for r in rows]) for k in (25, 50, 100, 150)]
-            lines.append(f"| {DATASET_LABEL[ds]} | {rows[0]['front_size']} | {label} | "
-                         f"{len(rows)} (seeds {_seed_text(r['seed'] for r in rows)}) | "
-                         f"{np.median(shares):.0%} | {min(shares):.0%} | " + " | ".join(f"{h:.3f}" for h in hv) + " |")
+    if par:  # a report of some experiments only (--experiments) leaves the others out
+        lines += ["", "## Pareto: share of the true Pareto-optimal cells evaluated within 150", "",
+                  f"Target: median share >= {TARGET_PARETO_SHARE:.0%}. Hypervolume over the reference (worst accuracy, "
+                  "worst latency of the space), as a share of the true front's hypervolume, mean over runs.", "",
+                  "| dataset | front size | method | runs | share: median | min | HV @25 | @50 | @100 | @150 |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for ds in DATASETS:
+            for m, label in PARETO_METHODS.items():
+                rows = [r for r in par if r["dataset"] == ds and r["method"] == m]
+                if not rows:
+                    continue
+                shares = [r["share"] for r in rows]
+                hv = [np.mean([r["hypervolume"][min(k, len(r["hypervolume"])) - 1] / r["hypervolume_max"]
+                               for r in rows]) for k in (25, 50, 100, 150)]
+                lines.append(f"| {DATASET_LABEL[ds]} | {rows[0]['front_size']} | {label} | "
+                             f"{len(rows)} (seeds {_seed_text(r['seed'] for r in rows)}) | "
+                             f"{np.median(shares):.0%} | {min(shares):.0%} | "
+                             + " | ".join(f"{h:.3f}" for h in hv) + " |")
     sub = _load("subset")
-    lines += ["", "## Device latency from a 5% subset", "",
-              f"Kendall tau of the predicted latency on the 95% not given (target >= {TARGET_SUBSET_TAU}).", "",
-              "| dataset | method | runs | tau: median | min |", "|---|---|---|---|---|"]
-    for ds in DATASETS:
-        for m, label in SUBSET_METHODS.items():
-            rows = [r for r in sub if r["dataset"] == ds and r["method"] == m]
-            if rows:
-                taus = [r["tau"] for r in rows]
-                lines.append(f"| {DATASET_LABEL[ds]} | {label} | {len(rows)} (seeds "
-                             f"{_seed_text(r['seed'] for r in rows)}) | {np.median(taus):.3f} | {min(taus):.3f} |")
+    if sub:
+        lines += ["", "## Device latency from a 5% subset", "",
+                  f"Kendall tau of the predicted latency on the 95% not given (target >= {TARGET_SUBSET_TAU}).", "",
+                  "| dataset | method | runs | tau: median | min |", "|---|---|---|---|---|"]
+        for ds in DATASETS:
+            for m, label in SUBSET_METHODS.items():
+                rows = [r for r in sub if r["dataset"] == ds and r["method"] == m]
+                if rows:
+                    taus = [r["tau"] for r in rows]
+                    lines.append(f"| {DATASET_LABEL[ds]} | {label} | {len(rows)} (seeds "
+                                 f"{_seed_text(r['seed'] for r in rows)}) | {np.median(taus):.3f} | {min(taus):.3f} |")
     lines += ["", "## Targets", ""]
 
     def median_steps(ds: str) -> tuple[float, int]:
