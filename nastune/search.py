@@ -17,7 +17,9 @@ Each step (``ask``):
    chosen by ``initial_design``: ``"clusters"`` (the default: the pretrained surrogate's representation of
    every candidate is split into ``n_initial`` k-means clusters and one random member of each is picked, so
    the first picks cover what the profile tells apart, in proportion to how common it is), ``"diverse"``
-   (farthest-point sampling in that representation), ``"random"`` (uniform) or ``"prior"``.
+   (farthest-point sampling in that representation), ``"random"`` (uniform) or ``"prior"``. A search
+   warm-started from earlier searches (option ``warm_start``) first tries their best results (the first
+   ``warm_start_picks``, by default the whole initial design while they last), then the design's own picks.
 2. *BO*: the surrogate is fitted on all observations (and, for pending evaluations, on their predicted
    means: the Kriging believer), every candidate is scored by the acquisition (EI by default) at high
    fidelity (low fidelity while no hi-fi result exists), and the best ``n`` distinct candidates are
@@ -105,6 +107,9 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "max_failures_in_a_row": 5,  # this many failed evaluations in a row stop the search (stop_reason); 0 = never
     "learn_from_failures": True,  # fit failed evaluations as the worst result seen, so similar candidates lose favour
     "warm_start": [],  # saved searches on the same encodings whose hi-fi results become pretraining targets
+    # how many of the initial design are those searches' best results (None: all of it, while they last;
+    # NB201 CIFAR-10 -> ImageNet16-120 tuning seeds 1000-1029: median 41 evaluations, 50 with half of it)
+    "warm_start_picks": None,
     # hardware-aware goals (see nastune.objectives): {name: "max"|"min"}, first = primary; {name: (op, bound)}
     "objectives": {},
     "constraints": {},
@@ -295,6 +300,10 @@ class SearchInstance:
             raise SearchError("initial_design='prior' needs prior={metric: weight, ...}, e.g. {'params': 1.0}")
         if not 0.0 <= float(self.options["lo_fi_share"]) <= 1.0:
             raise SearchError("lo_fi_share must lie in [0, 1]")
+        picks = self.options.get("warm_start_picks")
+        if picks is not None and (isinstance(picks, bool) or not isinstance(picks, int) or picks < 0):
+            raise SearchError("warm_start_picks must be None (the whole initial design) or an integer >= 0,"
+                              f" got {picks!r}")
 
     def _apply_overrides(
         self, *, hi_fi_cost: float | None, lo_fi_cost: float | None, acquisition: str | Acquisition | None,
@@ -357,6 +366,7 @@ class SearchInstance:
         self._model_key: Any = None
         self._embedding: np.ndarray | None = None
         self._clusters: np.ndarray | None = None  # k-means label of every candidate (the "clusters" design)
+        self._warm_order: list[int] | None = None  # the warm-start searches' results, best first
 
     @property
     def lo_fi_enabled(self) -> bool:
@@ -1071,6 +1081,14 @@ class SearchInstance:
         if k <= 0 or len(pool) == 0:
             return []
         k = min(k, len(pool))
+        # a warm-started search first tries the earlier searches' best results, then the design's picks
+        n_warm = self.options.get("warm_start_picks")
+        n_warm = self.n_initial if n_warm is None else int(n_warm)
+        top = [i for i in self._warm_start_order() if candidates[i]][: min(k, max(0, n_warm - len(self._started())))]
+        if top:
+            rest = candidates.copy()
+            rest[top] = False
+            return top + self._initial_picks(k - len(top), rest, rng) if k > len(top) else top
         design = self.options["initial_design"]
         if design == "random" or getattr(self.space, "surrogate", None) is None:
             return [int(i) for i in rng.choice(pool, size=k, replace=False)]
@@ -1079,6 +1097,27 @@ class SearchInstance:
         if design == "clusters":
             return self._cluster_picks(k, pool, rng)
         return self._diverse_picks(k, pool, rng)
+
+    def _warm_start_order(self) -> list[int]:
+        """The warm-start searches' successful high-fidelity results in this space, best first (the files'
+        rankings interleaved, each candidate once); empty without ``warm_start``."""
+        if self._warm_order is None:
+            from nastune.space import read_search_results
+
+            rankings = []
+            for path in self.options.get("warm_start") or []:
+                results = read_search_results(path)
+                idx = self.space.indices_of([enc for enc, _ in results]) if results else np.zeros(0, np.int64)
+                values = np.array([v for _, v in results], dtype=np.float64)
+                keep = idx >= 0
+                rankings.append(idx[keep][np.argsort(-values[keep], kind="stable")].tolist())
+            order: list[int] = []
+            for rank in range(max((len(r) for r in rankings), default=0)):
+                for ranking in rankings:
+                    if rank < len(ranking) and int(ranking[rank]) not in order:
+                        order.append(int(ranking[rank]))
+            self._warm_order = order
+        return self._warm_order
 
     def prior_score(self) -> np.ndarray:
         """``(n,)`` the user's prior belief (option ``prior``): the weighted sum of the pretrained surrogate's

@@ -12,7 +12,15 @@ import pytest
 import torch
 from torch import nn
 
-from nastune import BundleError, EncodingError, ProfilingError, SearchInstance, create_search_space, load_search_space
+from nastune import (
+    BundleError,
+    EncodingError,
+    ProfilingError,
+    SearchError,
+    SearchInstance,
+    create_search_space,
+    load_search_space,
+)
 from nastune.features import ARCH_FEATURE_NAMES, architecture_features
 
 NAMES = list(ARCH_FEATURE_NAMES)
@@ -305,3 +313,45 @@ def test_warm_start_pretrains_on_an_earlier_search(make_grid_space, tmp_path: Pa
     assert resumed.options["warm_start"] == [str(tmp_path / "first.json")] and "warm0" in resumed.space.profile
     with pytest.raises(ProfilingError, match="does not exist"):
         SearchInstance("third", None, search_space=space, progress=False, warm_start=[tmp_path / "missing.json"])
+
+
+def test_a_warm_started_search_first_tries_the_earlier_searches_best_results(make_grid_space, tmp_path: Path) -> None:
+    space = make_grid_space(n_positions=3, n_values=4)
+
+    def value(e: tuple) -> float:
+        return float(sum(e))
+
+    for k, seed in enumerate((0, 1)):  # two earlier searches of 8 results each, saved as files
+        SearchInstance(f"s{k}", tmp_path / f"s{k}.json", search_space=space, seed=seed, progress=False,
+                       hi_fi_eval=value, n_initial=3).run_search(8)
+    rankings = []
+    for k in range(2):
+        history = json.loads((tmp_path / f"s{k}.json").read_text())["history"]
+        ranked = sorted(history, key=lambda e: -e["value"])
+        rankings.append([space.index_of(tuple(e["encoding"])) for e in ranked])
+    expected: list[int] = []  # the two rankings interleaved, each candidate once
+    for rank in range(8):
+        for ranking in rankings:
+            if ranking[rank] not in expected:
+                expected.append(ranking[rank])
+
+    s = SearchInstance("warm", None, search_space=space, seed=5, progress=False, n_initial=6,
+                       warm_start=[tmp_path / "s0.json", tmp_path / "s1.json"])
+    picks = []
+    for _ in range(6):
+        (p,) = s.ask(1)
+        assert p.reason == "initial"
+        picks.append(p.index)
+        s.tell(p.index, p.fidelity, value(space.encodings[p.index]))
+    assert picks == expected[:6]  # the whole initial design from the warm start, best first
+    half = SearchInstance("half", None, search_space=space, seed=5, progress=False, n_initial=6,
+                          warm_start=[tmp_path / "s0.json", tmp_path / "s1.json"], warm_start_picks=3)
+    first = [p.index for p in half.ask(6)]  # a batch: 3 from the warm start, then the design's own picks
+    assert first[:3] == expected[:3] and len(set(first)) == 6 and not set(first[3:]) & set(expected[:3])
+
+
+def test_a_bad_warm_start_picks_says_what_to_give(make_grid_space) -> None:
+    space = make_grid_space(n_positions=2, n_values=3)
+    for bad in (-1, 2.5, "3", True):
+        with pytest.raises(SearchError, match="warm_start_picks must be None"):
+            SearchInstance("s", None, search_space=space, progress=False, warm_start_picks=bad)
