@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from searches.models import Evaluation, SearchInstance
@@ -96,3 +97,12 @@ def make_long_space(owner: Any, *, length: int, n: int = 8) -> SearchSpace:
     space.encodings_file.save("encodings.json", ContentFile(json.dumps(encodings)), save=False)
     space.save()
     return space
+
+
+def post_search_form(client: Any, space: SearchSpace, table: str, **fields: Any) -> Any:
+    """POST the new-search web form: a tabular search on ``space`` whose CSV table is ``table``; ``fields``
+    override the form's other values."""
+    data = {"space": str(space.id), "name": "web search", "evaluator_kind": "tabular", "budget": "10",
+            "hi_fi_cost": "1", "lo_fi_cost": "", "parallelism": "1", "seed": "0", "acquisition": "ei",
+            "delay_s": "0", "evaluator_table": SimpleUploadedFile("t.csv", table.encode()), **fields}
+    return client.post("/searches/new/", data)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from searches.models import SearchInstance
-from tests.frontend.factories import make_search, make_space
+from tests.frontend.factories import make_search, make_space, post_search_form
 
 
 @pytest.fixture
@@ -18,10 +17,7 @@ def space(users):
 
 def _post(client, space, **fields):
     table = "index,hi,energy\n" + "".join(f"{i},{50 + i / 2},{i}\n" for i in range(40))
-    data = {"space": str(space.id), "name": "hw search", "evaluator_kind": "tabular", "budget": "10",
-            "hi_fi_cost": "1", "lo_fi_cost": "", "parallelism": "1", "seed": "0", "acquisition": "ei",
-            "delay_s": "0", "evaluator_table": SimpleUploadedFile("t.csv", table.encode()), **fields}
-    return client.post("/searches/new/", data)
+    return post_search_form(client, space, table, **fields)
 
 
 def test_the_form_offers_objectives_constraints_and_a_reference_point(owner_client, space) -> None:

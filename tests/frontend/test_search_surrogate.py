@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from searches.models import SearchInstance
-from tests.frontend.factories import make_search, make_space
+from tests.frontend.factories import make_search, make_space, post_search_form
 
 
 @pytest.fixture
@@ -16,10 +15,7 @@ def space(users):
 
 def _post(client, space, **fields):
     table = "index,hi\n" + "".join(f"{i},{50 + i / 2}\n" for i in range(40))
-    data = {"space": str(space.id), "name": "fit search", "evaluator_kind": "tabular", "budget": "10",
-            "hi_fi_cost": "1", "lo_fi_cost": "", "parallelism": "1", "seed": "0", "acquisition": "ei",
-            "delay_s": "0", "evaluator_table": SimpleUploadedFile("t.csv", table.encode()), **fields}
-    return client.post("/searches/new/", data)
+    return post_search_form(client, space, table, **fields)
 
 
 def test_the_form_offers_the_surrogate_with_the_gaussian_process_chosen(owner_client, space) -> None:
