@@ -1085,10 +1085,14 @@ class SearchInstance:
         n_warm = self.options.get("warm_start_picks")
         n_warm = self.n_initial if n_warm is None else int(n_warm)
         top = [i for i in self._warm_start_order() if candidates[i]][: min(k, max(0, n_warm - len(self._started())))]
+        if len(top) == k:
+            return top
         if top:
-            rest = candidates.copy()
-            rest[top] = False
-            return top + self._initial_picks(k - len(top), rest, rng) if k > len(top) else top
+            pool = np.setdiff1d(pool, top)
+        return top + self._design_picks(k - len(top), pool, rng)
+
+    def _design_picks(self, k: int, pool: np.ndarray, rng: np.random.Generator) -> list[int]:
+        """``k`` picks of the option ``initial_design`` among the candidate indices ``pool``."""
         design = self.options["initial_design"]
         if design == "random" or getattr(self.space, "surrogate", None) is None:
             return [int(i) for i in rng.choice(pool, size=k, replace=False)]

@@ -348,6 +348,7 @@ def test_a_warm_started_search_first_tries_the_earlier_searches_best_results(mak
                           warm_start=[tmp_path / "s0.json", tmp_path / "s1.json"], warm_start_picks=3)
     first = [p.index for p in half.ask(6)]  # a batch: 3 from the warm start, then the design's own picks
     assert first[:3] == expected[:3] and len(set(first)) == 6 and not set(first[3:]) & set(expected[:3])
+    assert first[3:] != expected[3:6]  # the rest of the batch is the design's, not more of the warm start
 
 
 def test_a_bad_warm_start_picks_says_what_to_give(make_grid_space) -> None:
