@@ -367,6 +367,7 @@ class SearchInstance:
         self._embedding: np.ndarray | None = None
         self._clusters: np.ndarray | None = None  # k-means label of every candidate (the "clusters" design)
         self._warm_order: list[int] | None = None  # the warm-start searches' results, best first
+        self._returned_models: dict[str, Surrogate] = {}  # a surrogate per evaluator-returned quantity
 
     @property
     def lo_fi_enabled(self) -> bool:
@@ -975,10 +976,9 @@ class SearchInstance:
             # the primary's kind of surrogate, so their members line up; made once per quantity and refitted
             # from scratch at each step, as the objective's own model is (a GP's projection of the whole space
             # is then computed once, not at every step)
-            models: dict[str, Surrogate] = self.__dict__.setdefault("_returned_models", {})
-            if name not in models:
-                models[name] = self._fresh_model()
-            model = models[name]
+            if name not in self._returned_models:
+                self._returned_models[name] = self._fresh_model()
+            model = self._returned_models[name]
             idx = np.array([r[0] for r in rows], dtype=np.int64)
             model.fit(self._features[idx], np.array([r[1] for r in rows]), ["hi"] * len(rows),
                       seed=int(rng.integers(2**31)))
