@@ -21,7 +21,7 @@ Each step (``ask``):
    warm-started from earlier searches (option ``warm_start``) first tries their best results (the first
    ``warm_start_picks``, by default the whole initial design while they last), then the design's own picks.
 2. *BO*: the surrogate is fitted on all observations (and, for pending evaluations, on their predicted
-   means: the Kriging believer), every candidate is scored by the acquisition (EI by default) at high
+   means: the Kriging believer), every candidate is scored by the acquisition (UCB by default) at high
    fidelity (low fidelity while no hi-fi result exists), and the best ``n`` distinct candidates are
    proposed. After ``stall_patience`` high-fidelity results without improvement, one pick is made by
    Thompson sampling instead (exploration fallback). The surrogate (option ``surrogate``) is by default
@@ -57,7 +57,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from nastune.acquisition import Acquisition, ThompsonSampling, make_acquisition, select_batch
+from nastune.acquisition import (
+    DEFAULT_ACQUISITION,
+    Acquisition,
+    ThompsonSampling,
+    make_acquisition,
+    select_batch,
+)
 from nastune.errors import SearchError
 from nastune.objectives import FeasibilityWeighted, Goals, chebyshev_scores, ehvi_2d, non_domination_probability
 from nastune.storage import (
@@ -185,7 +191,8 @@ class SearchInstance:
         lo_fi_cost: cost of one low-fidelity evaluation (same unit); a low fidelity is used when
             ``lo_fi_eval`` or ``lo_fi_cost`` is given.
         seed: seed of every random choice.
-        acquisition: ``"ei"`` (default), ``"ucb"``, ``"thompson"`` or an :class:`~nastune.acquisition.Acquisition`.
+        acquisition: ``"ucb"`` (default, see :data:`~nastune.acquisition.DEFAULT_ACQUISITION`), ``"ei"``,
+            ``"thompson"`` or an :class:`~nastune.acquisition.Acquisition`.
         batch_size: proposals per step in :meth:`run_search` (parallel evaluations).
         n_initial: size of the initial design.
         progress: tqdm bars.
@@ -210,7 +217,7 @@ class SearchInstance:
         lo_fi_eval: Callable[[tuple], float] | None = None,
         lo_fi_cost: float | None = None,
         seed: int = 0,
-        acquisition: str | Acquisition = "ei",
+        acquisition: str | Acquisition = DEFAULT_ACQUISITION,
         batch_size: int = 1,
         n_initial: int = 10,
         progress: bool = True,
@@ -325,8 +332,8 @@ class SearchInstance:
                 self.lo_fi_cost: float | None = lc
             elif explicit:
                 self.lo_fi_cost = None
-        if explicit or acquisition not in (None, "ei"):
-            acq = acquisition if acquisition is not None else "ei"
+        if explicit or acquisition not in (None, DEFAULT_ACQUISITION):
+            acq = acquisition if acquisition is not None else DEFAULT_ACQUISITION
             self._acquisition_spec = acq.name if isinstance(acq, Acquisition) else str(acq).lower()
             self._acquisition_obj = acq if isinstance(acq, Acquisition) else None
         if explicit or batch_size not in (None, 1):

@@ -34,8 +34,8 @@ class SearchInstance(models.Model):
         TABULAR = "tabular", "Tabular lookup (CSV)"
 
     class Acquisition(models.TextChoices):
-        EI = "ei", "Expected improvement"
         UCB = "ucb", "Upper confidence bound"
+        EI = "ei", "Expected improvement"
         THOMPSON = "thompson", "Thompson sampling"
 
     class Surrogate(models.TextChoices):
@@ -69,7 +69,8 @@ class SearchInstance(models.Model):
     spent = models.FloatField(default=0.0, help_text="in hi-fi evaluation units")
     parallelism = models.PositiveIntegerField(default=1, help_text="evaluations in flight at once")
     seed = models.IntegerField(default=0)
-    acquisition = models.CharField(max_length=16, choices=Acquisition.choices, default=Acquisition.EI)
+    acquisition = models.CharField(max_length=16, choices=Acquisition.choices, default=Acquisition.UCB,
+                                   help_text="how the engine picks the next candidate (its acquisition)")
     surrogate = models.CharField(max_length=16, choices=Surrogate.choices, default=Surrogate.GP,
                                  help_text="what the engine fits to the results (its option surrogate)")
     # hardware-aware goals (nastune.objectives): [[name, "max"|"min"], ...] (the first is primary),

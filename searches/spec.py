@@ -41,7 +41,7 @@ class SearchSpec:
     lo_fi_cost: float | None = None
     parallelism: int = 1
     seed: int = 0
-    acquisition: str = "ei"
+    acquisition: str = "ucb"
     surrogate: str = "gp"
     direction: str = "maximize"
     evaluator_config: dict[str, Any] = field(default_factory=dict)

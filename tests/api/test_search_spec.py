@@ -37,7 +37,7 @@ def test_a_checked_spec_has_its_name_stripped_and_its_numbers_typed() -> None:
     ({"parallelism": 1.5}, ("parallelism", "must be an integer")),
     ({"seed": -1}, ("seed", "must be at least 0 and at most 2.14748e+09")),
     ({"hi_fi_cost": 10, "lo_fi_cost": 10}, ("lo_fi_cost", "the low fidelity must cost less than the high fidelity")),
-    ({"acquisition": "greedy"}, ("acquisition", "choose one of ei, ucb, thompson")),
+    ({"acquisition": "greedy"}, ("acquisition", "choose one of ucb, ei, thompson")),
     ({"surrogate": "forest"}, ("surrogate", "choose one of gp, ensemble")),
     ({"name": " "}, ("name", "give the search a name of at most 120 characters")),
     ({"evaluator_module": "def evaluate(e, f):\n    return 1\n", "evaluator_source": "x = 1"},
@@ -51,7 +51,7 @@ def test_the_api_defaults_are_the_specs() -> None:
     fields = SearchListApi.InputSerializer().fields
     for name in ("hi_fi_cost", "lo_fi_cost", "parallelism", "seed", "acquisition", "surrogate", "direction"):
         assert fields[name].default == DEFAULTS[name], name
-    assert DEFAULTS == {"hi_fi_cost": 1.0, "lo_fi_cost": None, "parallelism": 1, "seed": 0, "acquisition": "ei",
+    assert DEFAULTS == {"hi_fi_cost": 1.0, "lo_fi_cost": None, "parallelism": 1, "seed": 0, "acquisition": "ucb",
                         "surrogate": "gp", "direction": "maximize",
                         "evaluator_source": "", "evaluator_module": None, "evaluator_table": None}
 
@@ -60,6 +60,6 @@ def test_the_form_starts_from_the_specs_defaults_and_suggestions() -> None:
     form = SearchForm(spaces=[])
     shown = {name: form[name].initial for name in ("hi_fi_cost", "parallelism", "seed", "acquisition", "surrogate",
                                                      "budget", "evaluator_kind")}
-    assert shown == {"hi_fi_cost": "1", "parallelism": "1", "seed": "0", "acquisition": "ei", "surrogate": "gp",
+    assert shown == {"hi_fi_cost": "1", "parallelism": "1", "seed": "0", "acquisition": "ucb", "surrogate": "gp",
                      "budget": "50", "evaluator_kind": SUGGESTIONS["evaluator_kind"]}
     assert form["lo_fi_cost"].initial is None

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from nastune import SearchError, SearchInstance
-from nastune.acquisition import ACQUISITIONS
+from nastune.acquisition import ACQUISITIONS, DEFAULT_ACQUISITION
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -177,7 +177,7 @@ def test_state_round_trips_and_the_restored_search_continues_identically(make_gr
         a.tell(p.index, p.fidelity, objective(p.encoding))
     pending = a.ask(2)
     state = json.loads(json.dumps(a.to_state()))  # plain JSON, as a database stores it
-    b = SearchInstance.from_state(state, space, acquisition="ei", batch_size=1)
+    b = SearchInstance.from_state(state, space, acquisition=DEFAULT_ACQUISITION, batch_size=1)
     assert b.pending == a.pending and keys(b.history) == keys(a.history)
     for s in (a, b):
         for p in pending:

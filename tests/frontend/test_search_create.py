@@ -43,7 +43,7 @@ def test_the_form_shows_sensible_defaults_for_the_chosen_space(owner_client, spa
     for name, value in (("budget", "50"), ("hi_fi_cost", "1"), ("parallelism", "1"), ("seed", "0"),
                         ("epochs_hi", "12"), ("batch_size", "64"), ("image_size", "8")):
         assert re.search(rf'name="{name}" value="{value}"', page), name
-    assert '<option value="ei" selected>' in page
+    assert '<option value="ucb" selected>' in page
     assert 'value="image_classification"' in page and 'value="module"' in page and 'value="tabular"' in page
 
 
