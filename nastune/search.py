@@ -64,7 +64,7 @@ from nastune.acquisition import (
     make_acquisition,
     select_batch,
 )
-from nastune.errors import SearchError
+from nastune.errors import EncodingError, SearchError
 from nastune.objectives import FeasibilityWeighted, Goals, chebyshev_scores, ehvi_2d, non_domination_probability
 from nastune.storage import (
     STATE_FORMAT,
@@ -112,6 +112,10 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "believer_steps": None,  # steps of each Kriging-believer refit (warm start); None = finetune_steps // 4
     "max_failures_in_a_row": 5,  # this many failed evaluations in a row stop the search (stop_reason); 0 = never
     "learn_from_failures": True,  # fit failed evaluations as the worst result seen, so similar candidates lose favour
+    # candidates (indices or encodings) evaluated first, in this order, before the initial design's own picks:
+    # the architectures a user already runs, or an earlier search's best results. They count towards n_initial;
+    # all are evaluated before the BO starts even when there are more of them than n_initial
+    "initial_candidates": [],
     "warm_start": [],  # saved searches on the same encodings whose hi-fi results become pretraining targets
     # how many of the initial design are those searches' best results (None: all of it, while they last;
     # NB201 CIFAR-10 -> ImageNet16-120 tuning seeds 1000-1029: median 41 evaluations, 50 with half of it)
@@ -307,10 +311,35 @@ class SearchInstance:
             raise SearchError("initial_design='prior' needs prior={metric: weight, ...}, e.g. {'params': 1.0}")
         if not 0.0 <= float(self.options["lo_fi_share"]) <= 1.0:
             raise SearchError("lo_fi_share must lie in [0, 1]")
+        self.options["initial_candidates"] = self._candidate_indices(self.options.get("initial_candidates"))
         picks = self.options.get("warm_start_picks")
         if picks is not None and (isinstance(picks, bool) or not isinstance(picks, int) or picks < 0):
             raise SearchError("warm_start_picks must be None (the whole initial design) or an integer >= 0,"
                               f" got {picks!r}")
+
+    def _candidate_indices(self, given: Any) -> list[int]:
+        """The option ``initial_candidates`` as distinct indices of this space, in the order given."""
+        if given is None:
+            return []
+        if isinstance(given, str | bytes | Mapping) or not isinstance(given, Sequence | np.ndarray):
+            raise SearchError("initial_candidates must be a list of encoding indices or encodings,"
+                              f" got {type(given).__name__}")
+        n = len(self.space)
+        out: list[int] = []
+        for k, item in enumerate(given):
+            if isinstance(item, int | np.integer) and not isinstance(item, bool):
+                index = int(item)
+                if not 0 <= index < n:
+                    raise SearchError(f"initial_candidates[{k}] = {index} is not an encoding index of the space"
+                                      f" (0..{n - 1})")
+            else:
+                try:
+                    index = int(self.space.index_of(item))
+                except (EncodingError, TypeError, ValueError) as exc:
+                    raise SearchError(f"initial_candidates[{k}]: {exc}") from exc
+            if index not in out:
+                out.append(index)
+        return out
 
     def _apply_overrides(
         self, *, hi_fi_cost: float | None, lo_fi_cost: float | None, acquisition: str | Acquisition | None,
@@ -865,7 +894,7 @@ class SearchInstance:
             return True
 
         # 1. initial design
-        n_init_left = max(0, self.n_initial - len(self._started()))
+        n_init_left = max(0, max(self.n_initial, len(self.options["initial_candidates"])) - len(self._started()))
         if n_init_left > 0:
             for index in self._initial_picks(min(n, n_init_left), available & ~lo_done, rng):
                 if not add(index, "initial"):
@@ -1088,10 +1117,13 @@ class SearchInstance:
         if k <= 0 or len(pool) == 0:
             return []
         k = min(k, len(pool))
-        # a warm-started search first tries the earlier searches' best results, then the design's picks
+        # the user's initial candidates come first; a warm-started search then tries the earlier searches' best
+        # results (the first warm_start_picks of the design), then the design's own picks
+        top = [i for i in self.options["initial_candidates"] if candidates[i]][:k]
         n_warm = self.options.get("warm_start_picks")
         n_warm = self.n_initial if n_warm is None else int(n_warm)
-        top = [i for i in self._warm_start_order() if candidates[i]][: min(k, max(0, n_warm - len(self._started())))]
+        n_warm = min(k - len(top), max(0, n_warm - len(self._started())))
+        top += [i for i in self._warm_start_order() if candidates[i] and i not in top][:n_warm]
         if len(top) == k:
             return top
         if top:

@@ -356,3 +356,39 @@ def test_a_bad_warm_start_picks_says_what_to_give(make_grid_space) -> None:
     for bad in (-1, 2.5, "3", True):
         with pytest.raises(SearchError, match="warm_start_picks must be None"):
             SearchInstance("s", None, search_space=space, progress=False, warm_start_picks=bad)
+
+
+def test_initial_candidates_are_evaluated_first_then_the_design_then_the_bo(make_grid_space, tmp_path: Path) -> None:
+    space = make_grid_space(n_positions=3, n_values=4)
+    given = [17, (3, 3, 3), 2, 17, (0, 1, 2)]  # indices and encodings; a repeat is tried once
+    first = [17, space.index_of((3, 3, 3)), 2, space.index_of((0, 1, 2))]
+    s = SearchInstance("mine", tmp_path / "mine.json", search_space=space, seed=1, progress=False, n_initial=6,
+                       initial_candidates=given)
+    proposals = []
+    for _ in range(8):
+        (p,) = s.ask(1)
+        proposals.append(p)
+        s.tell(p.index, p.fidelity, float(sum(space.encodings[p.index])))
+    assert [p.index for p in proposals[:4]] == first
+    assert [p.reason for p in proposals] == ["initial"] * 6 + ["acquisition"] * 2
+    assert len({p.index for p in proposals}) == 8
+    resumed = SearchInstance("mine", tmp_path / "mine.json", search_space=space, progress=False)
+    assert resumed.options["initial_candidates"] == first  # stored as indices, so a resume reads the same
+    more = SearchInstance("more", None, search_space=space, seed=1, progress=False, n_initial=2,
+                          initial_candidates=list(range(40, 45)))
+    batch = more.ask(6)  # more candidates than n_initial: all of them before the BO
+    assert [p.index for p in batch[:5]] == list(range(40, 45)) and {p.reason for p in batch[:5]} == {"initial"}
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ([0, 64], r"initial_candidates\[1\] = 64 is not an encoding index of the space \(0..63\)"),
+    ([(0, 0, 9)], r"initial_candidates\[0\]: encoding \(0, 0, 9\) is not in search space"),
+    ("12", "initial_candidates must be a list of encoding indices or encodings"),
+    ([True], r"initial_candidates\[0\]"),
+])
+def test_bad_initial_candidates_are_refused_before_anything_is_saved(make_grid_space, tmp_path: Path, given: Any,
+                                                                     message: str) -> None:
+    space = make_grid_space(n_positions=3, n_values=4)
+    with pytest.raises(SearchError, match=message):
+        SearchInstance("s", tmp_path / "s.json", search_space=space, progress=False, initial_candidates=given)
+    assert not (tmp_path / "s.json").exists()
