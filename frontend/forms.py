@@ -260,6 +260,11 @@ class SearchForm(ServiceForm):
         (SearchInstance.Direction.MAXIMIZE, "higher (maximise, e.g. accuracy)"),
         (SearchInstance.Direction.MINIMIZE, "lower (minimise, e.g. loss or error)")],
         initial=SUGGESTIONS["direction"], required=False)
+    initial_candidates = forms.CharField(
+        label="Evaluate first", required=False, max_length=10000,
+        help_text="Encoding indices tried before anything else, in this order (e.g. the architectures you run "
+                  "today). Empty: the best results of the searches this space was pretrained on, if any.",
+        widget=forms.TextInput(attrs={"placeholder": "12, 407, 3581", "spellcheck": "false"}))
     objectives = forms.CharField(
         label="Objectives", required=False, max_length=500,
         help_text="Several objectives, the first primary: accuracy:max, latency:min. The evaluator then returns "
@@ -335,4 +340,5 @@ class SearchForm(ServiceForm):
             evaluator_table=table_bytes,
             objectives=data.get("objectives") or [], constraints=data.get("constraints") or [],
             reference_point=data.get("reference_point") or {},
+            initial_candidates=data.get("initial_candidates") or None,
         )

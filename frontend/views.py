@@ -291,6 +291,7 @@ def _clone_initial(search: SearchInstance) -> dict[str, Any]:
         "lo_fi_cost": forms._shown(spec.lo_fi_cost), "parallelism": spec.parallelism, "seed": spec.seed,
         "acquisition": spec.acquisition, "surrogate": spec.surrogate, "direction": spec.direction,
         "evaluator_source": spec.evaluator_source,
+        "initial_candidates": ", ".join(str(i) for i in spec.initial_candidates or []),
         "clone_of": search.id,
         # hardware-aware goals in the form's text
         "objectives": ", ".join(f"{name}:{direction}" for name, direction in spec.objectives),

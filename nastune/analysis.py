@@ -13,8 +13,27 @@ __all__ = [
     "expected_random_search_curve",
     "held_out_kendall_tau",
     "hypervolume_2d",
+    "interleave_rankings",
     "non_dominated",
 ]
+
+
+def interleave_rankings(rankings: Sequence[Sequence[int]], limit: int | None = None) -> list[int]:
+    """Several rankings (each best first) merged round-robin: every ranking's first, then every second, ...,
+    each index once; the first ``limit`` of them (all when ``None``). How a search starts from several earlier
+    searches' best results without letting one of them fill the whole initial design."""
+    order: list[int] = []
+    seen: set[int] = set()
+    if limit is not None and limit <= 0:
+        return order
+    for rank in range(max((len(r) for r in rankings), default=0)):
+        for ranking in rankings:
+            if rank < len(ranking) and int(ranking[rank]) not in seen:
+                order.append(int(ranking[rank]))
+                seen.add(order[-1])
+                if limit is not None and len(order) >= limit:
+                    return order
+    return order
 
 
 def best_curve(records: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:

@@ -1145,6 +1145,7 @@ class SearchInstance:
         """The warm-start searches' successful high-fidelity results in this space, best first (the files'
         rankings interleaved, each candidate once); empty without ``warm_start``."""
         if self._warm_order is None:
+            from nastune.analysis import interleave_rankings
             from nastune.space import read_search_results
 
             rankings = []
@@ -1154,12 +1155,7 @@ class SearchInstance:
                 values = np.array([v for _, v in results], dtype=np.float64)
                 keep = idx >= 0
                 rankings.append(idx[keep][np.argsort(-values[keep], kind="stable")].tolist())
-            order: list[int] = []
-            for rank in range(max((len(r) for r in rankings), default=0)):
-                for ranking in rankings:
-                    if rank < len(ranking) and int(ranking[rank]) not in order:
-                        order.append(int(ranking[rank]))
-            self._warm_order = order
+            self._warm_order = interleave_rankings(rankings)
         return self._warm_order
 
     def prior_score(self) -> np.ndarray:

@@ -81,6 +81,19 @@ class GoalsField(serializers.Field):
         return value
 
 
+@extend_schema_field({"type": "array", "items": {"type": "integer", "minimum": 0}})
+class IndicesField(serializers.Field):
+    """Encoding indices as a JSON list or as the form's text ``"12, 407"``; :mod:`searches.spec` checks them."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str | list):
+            raise serializers.ValidationError("give a list of encoding indices, e.g. [12, 407]")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 def _search(request: Request, search_id: int) -> SearchInstance:
     return selectors.search_get(owner=request.user, search_id=search_id)
 
@@ -103,7 +116,7 @@ class SearchOutputSerializer(serializers.ModelSerializer):
                   "hi_fi_cost", "lo_fi_cost", "budget", "spent", "budget_fraction", "parallelism", "seed",
                   "acquisition", "surrogate", "state", "failure_reason", "best_value", "best_index", "finished_count",
                   "created_at", "updated_at", "started_at", "ended_at", "objectives", "constraints",
-                  "reference_point"]
+                  "reference_point", "initial_candidates"]
         read_only_fields = fields
 
 
@@ -166,6 +179,9 @@ class SearchListApi(PagedView):
         reference_point = GoalsField(required=False, default=dict, help_text=(
             "{objective: value} bounding the hypervolume, or the text 'accuracy=0.5, latency=0.02'; "
             "missing ones are computed (the worst over the space or the results, minus 10% of the range)"))
+        initial_candidates = IndicesField(required=False, default=None, help_text=(
+            "encoding indices evaluated first, in this order (e.g. the architectures you run today); default: "
+            "the best results of the searches this space was pretrained on, else none"))
 
         def __init__(self, *args: Any, owner: Any = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -299,6 +315,7 @@ class SearchCloneApi(APIView):
         surrogate = serializers.ChoiceField(required=False, choices=SearchInstance.Surrogate.choices)
         direction = serializers.ChoiceField(required=False, choices=SearchInstance.Direction.choices)
         evaluator_config = JSONObjectField(required=False)
+        initial_candidates = IndicesField(required=False, help_text="default: the original's")
 
     @extend_schema(request=InputSerializer, responses={201: SearchOutputSerializer, **error_responses(400, 404)})
     def post(self, request: Request, search_id: int) -> Response:

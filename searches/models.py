@@ -73,6 +73,9 @@ class SearchInstance(models.Model):
                                    help_text="how the engine picks the next candidate (its acquisition)")
     surrogate = models.CharField(max_length=16, choices=Surrogate.choices, default=Surrogate.GP,
                                  help_text="what the engine fits to the results (its option surrogate)")
+    initial_candidates = models.JSONField(
+        default=list, blank=True,
+        help_text="encoding indices evaluated first, in order (the engine's option initial_candidates)")
     # hardware-aware goals (nastune.objectives): [[name, "max"|"min"], ...] (the first is primary),
     # [{"name", "op", "bound"}, ...] and {objective: value} for the hypervolume
     objectives = models.JSONField(default=list, blank=True, help_text="[[name, max|min], ...]; first = primary")

@@ -19,6 +19,7 @@ BUDGET_MAX = 1_000_000
 COST_MAX = 1e9
 PARALLELISM_MAX = 64
 SEED_MAX = 2**31 - 1
+INITIAL_CANDIDATES_MAX = 1000
 
 
 class SearchValidationError(DomainError):
@@ -44,6 +45,9 @@ class SearchSpec:
     acquisition: str = "ucb"
     surrogate: str = "gp"
     direction: str = "maximize"
+    #: encoding indices evaluated first, in order (a list, or the form's text "12, 407"); None: the best results
+    #: of the searches the space was pretrained on (see :func:`spaces.services.space_add_search_results`)
+    initial_candidates: Any = None
     evaluator_config: dict[str, Any] = field(default_factory=dict)
     evaluator_source: str = ""
     evaluator_module: str | None = None
@@ -82,13 +86,49 @@ class SearchSpec:
             raise SearchValidationError("direction", f"choose one of {', '.join(directions)}")
         if self.evaluator_module is not None and self.evaluator_source:
             raise SearchValidationError("evaluator_module", "give either an evaluator module file or evaluator_source")
+        initial_candidates = _candidates(self.initial_candidates)
         objectives, constraints, reference = goals_from_input(self.objectives, self.constraints, self.reference_point)
         direction = self.direction
         if objectives:  # the primary objective's direction is the search's (its value column, its best)
             direction = "maximize" if objectives[0][1] == "max" else "minimize"
         return dataclasses.replace(self, name=name, budget=budget, hi_fi_cost=hi_fi_cost, lo_fi_cost=lo_fi_cost,
-                                   parallelism=parallelism, seed=seed, objectives=objectives,
+                                   parallelism=parallelism, seed=seed, initial_candidates=initial_candidates,
+                                   objectives=objectives,
                                    constraints=constraints, reference_point=reference, direction=direction)
+
+
+def _candidates(given: Any) -> list[int] | None:
+    """``initial_candidates`` as a list of distinct indices in the order given (``None`` when not given)."""
+    if given is None or (isinstance(given, str) and not given.strip()):
+        return None
+    parts = given
+    if isinstance(given, str):
+        if given.strip().startswith("["):  # JSON text from a multipart form
+            import json
+
+            from nasweb import safe_json
+
+            try:
+                parts = safe_json.loads(given)
+            except (json.JSONDecodeError, safe_json.JSONInputError) as exc:
+                raise SearchValidationError("initial_candidates", f"not valid JSON: {exc}") from None
+        else:
+            parts = _split(given)
+    if not isinstance(parts, list | tuple):
+        raise SearchValidationError("initial_candidates", "give a list of encoding indices, e.g. [12, 407]")
+    if len(parts) > INITIAL_CANDIDATES_MAX:
+        raise SearchValidationError("initial_candidates", f"give at most {INITIAL_CANDIDATES_MAX} encoding indices")
+    out: list[int] = []
+    for k, part in enumerate(parts):
+        text = part.strip() if isinstance(part, str) else part
+        if isinstance(text, str) and text.isascii() and text.isdigit():
+            text = int(text)
+        if isinstance(text, bool) or not isinstance(text, int) or text < 0:
+            raise SearchValidationError("initial_candidates", f"entry {k + 1} ({part!r}) is not an encoding index"
+                                        " (a whole number from 0)")
+        if text not in out:
+            out.append(text)
+    return out
 
 
 def _split(text: str) -> list[str]:

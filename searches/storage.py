@@ -105,7 +105,8 @@ class EvaluationRowStorage(SearchStorage):
             "budget": s.budget,
             # the surrogate's kind and the hardware-aware goals (nastune.objectives) are engine options
             "options": {"surrogate": s.surrogate, "objectives": {str(n): str(d) for n, d in s.objectives or []},
-                        "constraints": list(s.constraints or []), "reference_point": dict(s.reference_point or {})},
+                        "constraints": list(s.constraints or []), "reference_point": dict(s.reference_point or {}),
+                        "initial_candidates": [int(i) for i in s.initial_candidates or []]},
             "n_asks": self._n_asks,
         }
 

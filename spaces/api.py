@@ -64,7 +64,7 @@ class SpaceOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description", "tags", "source", "example", "state", "failure_reason", "n_encodings",
                   "encoding_length", "feature_summary", "module_sha256", "sample_input_shape", "max_profiled",
                   "progress_done", "progress_total", "progress_fraction", "metrics", "profile_failures",
-                  "surrogate_quality", "has_bundle", "created_at", "updated_at"]
+                  "surrogate_quality", "transfers", "has_bundle", "created_at", "updated_at"]
         read_only_fields = fields
 
     def get_has_bundle(self, space: SearchSpace) -> bool:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from django.conf import settings
 
+from nastune.analysis import interleave_rankings
 from nastune.bundle import read_bundle, write_bundle
 from nastune.device_latency import DeviceLatencyError, device_metric_name, parse_latency_csv
 from nastune.errors import BundleError, EncodingError, NastuneError
@@ -34,6 +35,7 @@ __all__ = [
     "device_metric_name",
     "encoding_table",
     "feature_spec",
+    "interleave_rankings",
     "load_bundle_space",
     "load_space",
     "parse_latency_csv",

@@ -59,6 +59,9 @@ class SearchSpace(models.Model):
     metrics = models.JSONField(default=list, help_text="names of the profiled metrics")
     profile_file = models.FileField(upload_to=_space_upload_path, max_length=300, blank=True)
     profile_failures = models.PositiveIntegerField(default=0)
+    transfers = models.JSONField(
+        default=list, blank=True,
+        help_text="searches whose results the space was pretrained on: [{name, search, best: [indices, best first]}]")
     surrogate_quality = models.JSONField(default=dict, blank=True,
                                          help_text="per metric: Kendall tau and a sample of predicted vs measured")
     bundle_file = models.FileField(upload_to=_space_upload_path, max_length=300, blank=True)

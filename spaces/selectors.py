@@ -22,6 +22,14 @@ def space_get(*, owner: Any, space_id: Any) -> SearchSpace:
         raise NotFoundError(None, "no such search space") from None
 
 
+def space_transfer_picks(space: SearchSpace, k: int) -> list[int]:
+    """The first ``k`` of the best results of the searches ``space`` was pretrained on (their rankings
+    interleaved, each index once): where a search on the space starts unless told otherwise."""
+    from spaces.engine import interleave_rankings
+
+    return interleave_rankings([list(t.get("best") or []) for t in space.transfers or []], limit=k)
+
+
 def space_profile_points(*, space: SearchSpace, max_points: int = 5000, seed: int = 0) -> dict[str, Any]:
     """A seeded sample of profiled candidates for scatter plots: index and every metric."""
     from spaces.services import load_profile

@@ -398,10 +398,15 @@ def space_bundle_file(*, space: SearchSpace) -> Any:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+#: how many of a transferred search's best results a space keeps, best first, for later searches to start from
+TRANSFER_BEST = 100
+
+
 def space_add_search_results(*, space: SearchSpace, search: Any, name: str = "") -> SearchSpace:
     """Transfer: pretrain the space again with a finished search's high-fidelity results as a sparse target
     (NaN where the search did not evaluate), next to the profiled metrics. Searches started afterwards
-    begin from what that search saw (another dataset, another fidelity); the bundle carries the results.
+    begin from what that search saw (another dataset, another fidelity): the surrogate learned it, and their
+    initial design first tries its best results (``transfers``). The bundle carries the results.
 
     Raises:
         DomainError: the search ran on another space, has no successful high-fidelity result, or the name
@@ -418,6 +423,7 @@ def space_add_search_results(*, space: SearchSpace, search: Any, name: str = "")
     results = dict(search.evaluations.filter(
         fidelity=Evaluation.Fidelity.HI, state=Evaluation.State.DONE, retried=False, value__isnull=False,
     ).values_list("encoding_index", "value"))
+    best = sorted(results, key=lambda i: (-results[i] if not search.minimizes else results[i], i))[:TRANSFER_BEST]
     if not results:
         raise DomainError("search", "that search has no successful high-fidelity result yet")
     with transaction.atomic():
@@ -430,10 +436,12 @@ def space_add_search_results(*, space: SearchSpace, search: Any, name: str = "")
             column[int(index)] = float(value)
         profile[name] = column
         _store_profile(locked, profile, failures)
+        locked.transfers = [t for t in locked.transfers or [] if t.get("name") != name] + [
+            {"name": name, "search": search.id, "best": [int(i) for i in best]}]
         locked.state = SearchSpace.State.PRETRAINING
         locked.failure_reason = ""
         locked.save(update_fields=["profile_file", "metrics", "profile_failures", "state", "failure_reason",
-                                   "updated_at"])
+                                   "transfers", "updated_at"])
         _enqueue_pretraining(locked)
     logger.info("space %s: pretraining again with %d results of search %s as %r", space.id, len(results),
                 search.id, name)

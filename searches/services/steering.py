@@ -17,7 +17,9 @@ from nasweb.errors import ConflictError, NotFoundError
 from searches import evaluator_kinds
 from searches.models import Evaluation, SearchInstance
 from searches.spec import SearchSpec, SearchValidationError
+from searches.storage import N_INITIAL
 from spaces.models import SearchSpace
+from spaces.selectors import space_transfer_picks
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,13 @@ def search_create(*, owner: Any, space: SearchSpace, spec: SearchSpec) -> Search
         raise SearchValidationError("space", f"the search space is {space.state}, not ready; wait until it is")
     spec = spec.checked()
     stored = evaluator_kinds.get(spec.evaluator_kind).validate(spec, space)
+    candidates = spec.initial_candidates
+    if candidates is None:  # transfer: start from the best results of the searches the space was pretrained on
+        candidates = space_transfer_picks(space, N_INITIAL)
+    outside = next((k for k, index in enumerate(candidates) if index >= space.n_encodings), None)
+    if outside is not None:
+        raise SearchValidationError("initial_candidates", f"entry {outside + 1} ({candidates[outside]}) is not an"
+                                    f" encoding index of the space (0..{space.n_encodings - 1})")
 
     with transaction.atomic():
         search = SearchInstance(
@@ -40,7 +49,7 @@ def search_create(*, owner: Any, space: SearchSpace, spec: SearchSpec) -> Search
             hi_fi_cost=spec.hi_fi_cost, lo_fi_cost=spec.lo_fi_cost, budget=spec.budget,
             parallelism=spec.parallelism, seed=spec.seed, acquisition=spec.acquisition, surrogate=spec.surrogate,
             direction=spec.direction, objectives=spec.objectives, constraints=spec.constraints,
-            reference_point=spec.reference_point,
+            reference_point=spec.reference_point, initial_candidates=candidates,
         )
         if stored.table is not None:
             search.evaluator_table.save("table.csv", ContentFile(stored.table), save=False)
@@ -260,7 +269,7 @@ def search_clone_spec(*, search: SearchInstance, **changes: Any) -> SearchSpec:
         evaluator_config=dict(search.evaluator_config),
         evaluator_source=search.evaluator_source, evaluator_table=table,
         objectives=list(search.objectives or []), constraints=list(search.constraints or []),
-        reference_point=dict(search.reference_point or {}),
+        reference_point=dict(search.reference_point or {}), initial_candidates=list(search.initial_candidates) or None,
     )
     return dataclasses.replace(spec, **changes)
 

@@ -49,10 +49,11 @@ def test_each_bad_value_is_refused_on_its_field(fields: dict, expected: tuple[st
 
 def test_the_api_defaults_are_the_specs() -> None:
     fields = SearchListApi.InputSerializer().fields
-    for name in ("hi_fi_cost", "lo_fi_cost", "parallelism", "seed", "acquisition", "surrogate", "direction"):
+    for name in ("hi_fi_cost", "lo_fi_cost", "parallelism", "seed", "acquisition", "surrogate", "direction",
+                 "initial_candidates"):
         assert fields[name].default == DEFAULTS[name], name
     assert DEFAULTS == {"hi_fi_cost": 1.0, "lo_fi_cost": None, "parallelism": 1, "seed": 0, "acquisition": "ucb",
-                        "surrogate": "gp", "direction": "maximize",
+                        "surrogate": "gp", "direction": "maximize", "initial_candidates": None,
                         "evaluator_source": "", "evaluator_module": None, "evaluator_table": None}
 
 
