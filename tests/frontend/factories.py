@@ -106,3 +106,9 @@ def post_search_form(client: Any, space: SearchSpace, table: str, **fields: Any)
             "hi_fi_cost": "1", "lo_fi_cost": "", "parallelism": "1", "seed": "0", "acquisition": "ei",
             "delay_s": "0", "evaluator_table": SimpleUploadedFile("t.csv", table.encode()), **fields}
     return client.post("/searches/new/", data)
+
+
+def post_linear_search_form(client: Any, space: SearchSpace, **fields: Any) -> Any:
+    """:func:`post_search_form` with the table ``value = 50 + index / 2`` over all of the space's encodings."""
+    table = "index,hi\n" + "".join(f"{i},{50 + i / 2}\n" for i in range(space.n_encodings))
+    return post_search_form(client, space, table, **fields)

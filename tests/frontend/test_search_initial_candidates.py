@@ -7,7 +7,7 @@ import pytest
 
 from searches.models import SearchInstance
 from spaces.models import SearchSpace
-from tests.frontend.factories import make_search, make_space, post_search_form
+from tests.frontend.factories import make_search, make_space, post_linear_search_form
 
 
 @pytest.fixture
@@ -15,14 +15,9 @@ def space(users):
     return make_space(users["owner"], n=40)
 
 
-def _post(client, space, **fields):
-    table = "index,hi\n" + "".join(f"{i},{50 + i / 2}\n" for i in range(40))
-    return post_search_form(client, space, table, **fields)
-
-
 def test_the_form_s_list_is_stored_in_order_and_a_clone_prefills_it(owner_client, space, users) -> None:
     assert 'name="initial_candidates"' in owner_client.get(f"/searches/new/?space={space.id}").content.decode()
-    response = _post(owner_client, space, initial_candidates="12, 3, 12, 39")
+    response = post_linear_search_form(owner_client, space, initial_candidates="12, 3, 12, 39")
     assert response.status_code == 302, response.content.decode()[:2000]
     search = SearchInstance.objects.get(owner=users["owner"])
     assert search.initial_candidates == [12, 3, 39]
@@ -33,7 +28,7 @@ def test_the_form_s_list_is_stored_in_order_and_a_clone_prefills_it(owner_client
 @pytest.mark.parametrize(("given", "reason"), [("3, x", "entry 2 (&#x27;x&#x27;)"),
                                                ("40", "entry 1 (40) is not an encoding index of the space (0..39)")])
 def test_a_bad_entry_is_shown_next_to_the_field(owner_client, space, users, given: str, reason: str) -> None:
-    page = _post(owner_client, space, initial_candidates=given).content.decode()
+    page = post_linear_search_form(owner_client, space, initial_candidates=given).content.decode()
     assert 'id="id_initial_candidates_error"' in page and reason in page
     assert not SearchInstance.objects.filter(owner=users["owner"]).exists()
 
@@ -44,7 +39,7 @@ def test_the_space_page_names_the_searches_new_searches_start_from(owner_client,
     SearchSpace.objects.filter(id=space.id).update(state=SearchSpace.State.READY)  # as after the pretraining
     page = owner_client.get(f"/spaces/{space.id}/").content.decode()
     assert 'id="transfers"' in page and "<code>c10</code>" in page
-    assert _post(owner_client, space).status_code == 302
+    assert post_linear_search_form(owner_client, space).status_code == 302
     started = SearchInstance.objects.filter(owner=users["owner"]).latest("id")
     assert started.initial_candidates and started.initial_candidates[0] == SearchSpace.objects.get(
         id=space.id).transfers[0]["best"][0]

@@ -5,17 +5,12 @@ from __future__ import annotations
 import pytest
 
 from searches.models import SearchInstance
-from tests.frontend.factories import make_search, make_space, post_search_form
+from tests.frontend.factories import make_search, make_space, post_linear_search_form
 
 
 @pytest.fixture
 def space(users):
     return make_space(users["owner"], n=40)
-
-
-def _post(client, space, **fields):
-    table = "index,hi\n" + "".join(f"{i},{50 + i / 2}\n" for i in range(40))
-    return post_search_form(client, space, table, **fields)
 
 
 def test_the_form_offers_the_surrogate_with_the_gaussian_process_chosen(owner_client, space) -> None:
@@ -26,7 +21,7 @@ def test_the_form_offers_the_surrogate_with_the_gaussian_process_chosen(owner_cl
 
 def test_a_search_on_the_ensemble_starts_from_the_form_and_the_dashboard_says_so(owner_client, space,
                                                                                 users) -> None:
-    response = _post(owner_client, space, surrogate="ensemble")
+    response = post_linear_search_form(owner_client, space, surrogate="ensemble")
     assert response.status_code == 302, response.content.decode()[:2000]
     search = SearchInstance.objects.get(owner=users["owner"])
     assert search.surrogate == "ensemble"
@@ -36,7 +31,7 @@ def test_a_search_on_the_ensemble_starts_from_the_form_and_the_dashboard_says_so
 
 def test_a_form_without_the_surrogate_gets_the_default_and_the_dashboard_does_not_mention_it(
         owner_client, space, users) -> None:
-    assert _post(owner_client, space).status_code == 302
+    assert post_linear_search_form(owner_client, space).status_code == 302
     search = SearchInstance.objects.get(owner=users["owner"])
     assert search.surrogate == "gp"
     page = owner_client.get(f"/searches/{search.id}/").content.decode()
@@ -44,7 +39,7 @@ def test_a_form_without_the_surrogate_gets_the_default_and_the_dashboard_does_no
 
 
 def test_an_unknown_surrogate_is_shown_next_to_its_field(owner_client, space, users) -> None:
-    page = _post(owner_client, space, surrogate="forest").content.decode()
+    page = post_linear_search_form(owner_client, space, surrogate="forest").content.decode()
     assert 'id="id_surrogate_error"' in page
     assert not SearchInstance.objects.filter(owner=users["owner"]).exists()
 
