@@ -157,6 +157,9 @@ def space_import_bundle_file(*, space_id: int) -> None:
             space.description = details["description"]
         space.sample_input_shape = details.get("sample_input_shape") or []
         space.tags = details.get("tags") or []
+        space.transfers = [  # only rankings of results the bundle's profile holds
+            {"name": t["name"], "best": [i for i in t["best"] if i < info["n"]]}
+            for t in details.get("transfers") or [] if t["name"] in engine_space.profile]
         space.encodings_file.save("encodings.json", ContentFile(json.dumps(encodings, separators=(",", ":"))),
                                   save=False)
         services._store_profile(space, dict(engine_space.profile.items()), failures=engine_space.failures)

@@ -352,6 +352,10 @@ def space_annotate(*, space: SearchSpace, name: str | None = None, description: 
     return space
 
 
+#: how many of a transferred search's best results a space keeps, best first, for later searches to start from
+TRANSFER_BEST = 100
+
+
 BUNDLE_DETAILS = "nasweb.json"
 """Bundle member with what the web app knows beyond the engine: description, sample input shape, tags."""
 
@@ -375,19 +379,29 @@ def _bundle_details(path: Path) -> dict[str, Any]:
     tags = details.get("tags")
     if isinstance(tags, list) and all(isinstance(tag, str) for tag in tags):
         cleaned["tags"] = [tag.strip()[:40] for tag in tags if tag.strip()][:20]
+    transfers = details.get("transfers")
+    if isinstance(transfers, list):  # names and rankings only; whoever imports checks them against the profile
+        cleaned["transfers"] = [
+            {"name": t["name"], "best": [i for i in t["best"] if isinstance(i, int) and not isinstance(i, bool)
+                                         and i >= 0][:TRANSFER_BEST]}
+            for t in transfers[:100]
+            if isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("best"), list)]
     return cleaned
 
 
 def space_bundle_file(*, space: SearchSpace) -> Any:
     """An open binary file of the space's bundle with its web details added as ``nasweb.json`` (the stored
-    bundle is the engine's; a re-import of the download keeps the description and sample input shape)."""
+    bundle is the engine's; a re-import of the download keeps the description, sample input shape, tags and
+    the transferred searches' best results)."""
     try:
         manifest, members = engine.read_bundle(space.bundle_file.path)
     except engine.BundleError:  # served as stored: whoever imports it gets the checksum error, with its member named
         logger.warning("bundle of space %s cannot be read; served without its web details", space.id)
         return space.bundle_file.open("rb")
     details = {"description": space.description, "sample_input_shape": space.sample_input_shape,
-               "tags": space.tags}
+               "tags": space.tags,
+               # which profile columns are earlier searches' results, and their best (search ids stay here)
+               "transfers": [{"name": t["name"], "best": t["best"]} for t in space.transfers or []]}
     members = {**members, BUNDLE_DETAILS: json.dumps(details).encode()}
     folder = Path(tempfile.mkdtemp(prefix="nasweb-download-"))
     try:
@@ -396,10 +410,6 @@ def space_bundle_file(*, space: SearchSpace) -> Any:
         return written.open("rb")  # still readable after its folder is removed (POSIX)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-#: how many of a transferred search's best results a space keeps, best first, for later searches to start from
-TRANSFER_BEST = 100
 
 
 def space_add_search_results(*, space: SearchSpace, search: Any, name: str = "") -> SearchSpace:

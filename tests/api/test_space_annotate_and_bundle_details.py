@@ -40,6 +40,21 @@ def test_a_reimported_download_keeps_description_sample_input_and_tags(api, pret
         ("widths x depths", [1, 3, 8, 8], ["tiny"])
 
 
+def test_a_reimported_download_keeps_the_transferred_searches_best_results(api, pretrained_bundle: Path) -> None:
+    """A transfer's ranking travels with its profile column; one whose column the bundle lacks is dropped."""
+    client = api("owner")
+    first = imported(client, client.post("/api/spaces/", {
+        "bundle": SimpleUploadedFile("b.nastune", pretrained_bundle.read_bytes()), "name": "original"},
+        format="multipart"))
+    column = SearchSpace.objects.get(id=first["id"]).metrics[0]  # stands for a transferred search's column
+    SearchSpace.objects.filter(id=first["id"]).update(transfers=[
+        {"name": column, "search": 7, "best": [3, 1, 10**6]}, {"name": "not_in_the_profile", "search": 8, "best": [2]}])
+    data = b"".join(client.get(f"/api/spaces/{first['id']}/bundle/").streaming_content)
+    body = imported(client, client.post("/api/spaces/", {"bundle": SimpleUploadedFile("o.nastune", data),
+                                                        "name": "copy"}, format="multipart"))
+    assert body["transfers"] == [{"name": column, "best": [3, 1]}]  # no other server's search id, no index outside
+
+
 def test_a_bundle_written_by_nastune_alone_imports_with_the_default_description(api, pretrained_bundle: Path) -> None:
     response = api("owner").post("/api/spaces/", {"bundle": SimpleUploadedFile("b.nastune",
                                                                                pretrained_bundle.read_bytes())},
