@@ -21,6 +21,8 @@ def test_the_form_s_list_is_stored_in_order_and_a_clone_prefills_it(owner_client
     assert response.status_code == 302, response.content.decode()[:2000]
     search = SearchInstance.objects.get(owner=users["owner"])
     assert search.initial_candidates == [12, 3, 39]
+    page = owner_client.get(f"/searches/{search.id}/").content.decode()
+    assert 'title="encoding indices 12, 3, 39">3 candidates evaluated first</span>' in page
     form = owner_client.get(f"/searches/new/?clone={search.id}").content.decode()
     assert 'name="initial_candidates" value="12, 3, 39"' in form
 
