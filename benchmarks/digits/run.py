@@ -51,7 +51,7 @@ PRETRAIN_METRICS = ("params", "flops")
 DIGITS_METHOD_NAMES: tuple[str, ...] = (
     "nastune",
     "nastune-ensemble",
-    "nastune-ucb",
+    "nastune-ei",
     "nastune-sequential",
     "nastune-nopretrain",
     "nastune-multifidelity",

@@ -59,7 +59,7 @@ TARGET_SUBSET_TAU = 0.8
 #: on params + FLOPs + latency), kept beside the headline for comparison.
 CONSTRAINED_METHODS = {
     "nastune-constrained": "**nastune, public API, user-level inputs, constraint inside the search**",
-    "nastune-constrained-ucb": "nastune, user-level inputs, constraint inside the search, `acquisition=\"ucb\"`",
+    "nastune-constrained-ei": "nastune, user-level inputs, constraint inside the search, `acquisition=\"ei\"`",
     "nastune-constrained-hand": "nastune, hand features (issue 5), constraint inside the search",
     "nastune-constrained-ensemble": "nastune, user-level inputs, constraint inside the search, "
                                     "`surrogate=\"ensemble\"` (the fine-tuned ensemble)",
@@ -183,7 +183,7 @@ def run(experiment: str, method: str, dataset: str, seed: int) -> dict[str, Any]
             return order[-1] == target
 
         if method.startswith("nastune-constrained"):
-            options = {"acquisition": "ucb"} if method.endswith("-ucb") else \
+            options = {"acquisition": "ei"} if method.endswith("-ei") else \
                 {"surrogate": "ensemble"} if method.endswith("-ensemble") else {}
             order = _nastune(dataset, seed, stop, hand=method.endswith("-hand"),
                              constraints={"latency": ("<=", bound)}, **options)
