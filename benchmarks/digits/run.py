@@ -112,8 +112,9 @@ def pretrain(args: tuple[bool, int]) -> Path:
     return path
 
 
-def run_one(method_name: str, seed: int, budget: int = BUDGET) -> dict[str, Any]:
-    """One run of one method; the same fields as :func:`benchmarks.nb201.common.run_one`."""
+def run_one(method_name: str, seed: int, budget: int = BUDGET, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One run of one method (``options`` override the method's search options); the same fields as
+    :func:`benchmarks.nb201.common.run_one`."""
     torch.set_num_threads(1)
     method = DIGITS_METHODS[method_name]
     b, optima, encodings = digits_bench()
@@ -135,7 +136,7 @@ def run_one(method_name: str, seed: int, budget: int = BUDGET) -> dict[str, Any]
             lo_fi_cost=LOFI_COST if method.lofi else None,
             eval_budget=budget,
             pretrained=method.pretrained,
-            **method.options,
+            **{**method.options, **(options or {})},
         )
         bo_seconds = ask_tell_until(s, b, lambda i: i in optimum_set)
         hist = s.history
