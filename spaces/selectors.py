@@ -22,9 +22,9 @@ def space_get(*, owner: Any, space_id: Any) -> SearchSpace:
         raise NotFoundError(None, "no such search space") from None
 
 
-def space_transfer_picks(space: SearchSpace, k: int) -> list[int]:
-    """The first ``k`` of the best results of the searches ``space`` was pretrained on (their rankings
-    interleaved, each index once): where a search on the space starts unless told otherwise."""
+def space_transfer_picks(space: SearchSpace, k: int | None) -> list[int]:
+    """The first ``k`` (all when ``None``) of the best results of the searches ``space`` was pretrained on (their
+    rankings interleaved, each index once): where a search on the space starts unless told otherwise."""
     from spaces.engine import interleave_rankings
 
     return interleave_rankings([list(t.get("best") or []) for t in space.transfers or []], limit=k)

@@ -34,14 +34,7 @@ def search_create(*, owner: Any, space: SearchSpace, spec: SearchSpec) -> Search
         raise SearchValidationError("space", f"the search space is {space.state}, not ready; wait until it is")
     spec = spec.checked()
     stored = evaluator_kinds.get(spec.evaluator_kind).validate(spec, space)
-    candidates = spec.initial_candidates
-    if candidates is None:  # transfer: start from the best results of the searches the space was pretrained on
-        candidates = space_transfer_picks(space, N_INITIAL)
-    outside = next((k for k, index in enumerate(candidates) if index >= space.n_encodings), None)
-    if outside is not None:
-        raise SearchValidationError("initial_candidates", f"entry {outside + 1} ({candidates[outside]}) is not an"
-                                    f" encoding index of the space (0..{space.n_encodings - 1})")
-
+    candidates = _initial_candidates(space, spec.initial_candidates)
     with transaction.atomic():
         search = SearchInstance(
             uid=uuid.uuid4(), owner=owner, space=space, name=spec.name, evaluator_kind=spec.evaluator_kind,
@@ -56,6 +49,26 @@ def search_create(*, owner: Any, space: SearchSpace, spec: SearchSpec) -> Search
         search.save()
         enqueue_step(search.id)
     return search
+
+
+def _initial_candidates(space: SearchSpace, given: list[int] | None) -> list[int]:
+    """What a new search evaluates first: the indices given, checked against the space, or else the first
+    ``N_INITIAL`` of the best results of the searches the space was pretrained on (transfer)."""
+    failures: dict[int, str] = {}
+    if space.profile_failures:  # the engine never proposes a candidate whose profiling failed
+        from spaces.services import load_profile
+
+        failures = load_profile(space)[1]
+    if given is None:
+        return [index for index in space_transfer_picks(space, None) if index not in failures][:N_INITIAL]
+    for k, index in enumerate(given):
+        if index >= space.n_encodings:
+            raise SearchValidationError("initial_candidates", f"entry {k + 1} ({index}) is not an encoding index of"
+                                        f" the space (0..{space.n_encodings - 1})")
+        if index in failures:
+            raise SearchValidationError("initial_candidates", f"entry {k + 1} ({index}) could not be profiled"
+                                        f" ({failures[index]}), so it is never evaluated; leave it out")
+    return given
 
 
 def enqueue_step(search_id: int) -> None:

@@ -56,6 +56,7 @@ def test_the_form_s_text_and_json_text_give_the_same_list(api, make_space, given
     ("1, two", "entry 2 ('two')"),
     ("[1, ", "not valid JSON"),
     ([0, 10**6], "entry 2 (1000000) is not an encoding index of the space (0.."),
+    ([0, 2], "entry 2 (2) could not be profiled (width 13 is not supported), so it is never evaluated"),
     ({"a": 1}, "list of encoding indices"),
 ])
 def test_bad_candidates_are_refused_naming_the_field_and_nothing_is_stored(api, make_space, given: object,
