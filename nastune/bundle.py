@@ -250,6 +250,7 @@ def space_members(space: SearchSpace) -> dict[str, bytes]:
         "pretrain": _jsonable(space.pretrain_info),
         "encoding_extras": _jsonable(space.encoding_extras),
         "architecture": _jsonable(space.architecture_stats) if space.architecture_raw is not None else None,
+        "transfers": {name: [int(i) for i in ranking] for name, ranking in space.transfers.items()},
     }
     members: dict[str, bytes] = {
         "space.json": json.dumps(info, indent=2, allow_nan=False).encode(),
@@ -375,4 +376,10 @@ def read_space(path: str | Path) -> SearchSpace:
     )
     space.filter_report = info.get("filter_report")
     space.pretrain_info = info.get("pretrain")
+    transfers = info.get("transfers") or {}
+    if not isinstance(transfers, dict) or not all(
+            isinstance(ranking, list) and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n
+                                              for i in ranking) for ranking in transfers.values()):
+        raise BundleError("bundle member 'space.json' has malformed 'transfers' (name -> list of encoding indices)")
+    space.transfers = {str(name): list(ranking) for name, ranking in transfers.items()}
     return space

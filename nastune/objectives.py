@@ -10,7 +10,8 @@ Feasibility. A candidate's probability of meeting every constraint is the produc
 ``P(metric op bound)`` under a Gaussian with the ensemble's mean and member spread (1 or 0 where the metric
 is measured). Candidates below ``min_feasibility`` are not proposed while others remain, and the acquisition
 (UCB by default) is weighted by the probability (with EI: constrained EI, Gardner et al. 2014), so no evaluation
-goes to a candidate that is almost surely infeasible. Only feasible results count for ``best``, the front and the hypervolume.
+goes to a candidate that is almost surely infeasible. Only feasible results count for ``best``, the front and
+the hypervolume.
 
 Pareto acquisition. Two objectives, by default (``pareto_acquisition="membership"``): the closed-form
 probability that a candidate is not dominated by the front of the results (the objectives as independent

@@ -114,8 +114,9 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "learn_from_failures": True,  # fit failed evaluations as the worst result seen, so similar candidates lose favour
     # candidates (indices or encodings) evaluated first, in this order, before the initial design's own picks:
     # the architectures a user already runs, or an earlier search's best results. They count towards n_initial;
-    # all are evaluated before the BO starts even when there are more of them than n_initial
-    "initial_candidates": [],
+    # all are evaluated before the BO starts even when there are more of them than n_initial. None: the first
+    # n_initial of the space's transfers (SearchSpace.add_results), several interleaved; [] for none
+    "initial_candidates": None,
     "warm_start": [],  # saved searches on the same encodings whose hi-fi results become pretraining targets
     # how many of the initial design are those searches' best results (None: all of it, while they last;
     # NB201 CIFAR-10 -> ImageNet16-120 tuning seeds 1000-1029: median 41 evaluations, 50 with half of it)
@@ -318,9 +319,13 @@ class SearchInstance:
                               f" got {picks!r}")
 
     def _candidate_indices(self, given: Any) -> list[int]:
-        """The option ``initial_candidates`` as distinct indices of this space, in the order given."""
+        """The option ``initial_candidates`` as distinct indices of this space, in the order given (``None``: the
+        first ``n_initial`` of the space's transfers)."""
         if given is None:
-            return []
+            from nastune.analysis import interleave_rankings
+
+            transfers = getattr(self.space, "transfers", None) or {}
+            return interleave_rankings(list(transfers.values()), limit=self.n_initial)
         if isinstance(given, str | bytes | Mapping) or not isinstance(given, Sequence | np.ndarray):
             raise SearchError("initial_candidates must be a list of encoding indices or encodings,"
                               f" got {type(given).__name__}")

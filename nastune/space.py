@@ -794,6 +794,9 @@ class SearchSpace:
         self.filter_report: dict[str, Any] | None = None
         self.parent_indices: np.ndarray | None = None
         self.pretrain_info: dict[str, Any] | None = None
+        #: earlier searches' results added with :meth:`add_results`: name -> their best encoding indices, best
+        #: first (at most :data:`TRANSFER_BEST`); a search on the space evaluates them first (``initial_candidates``)
+        self.transfers: dict[str, list[int]] = {}
         #: ordinal columns and pairwise interactions added to the spec's features (see :mod:`nastune.features`)
         self.encoding_extras: dict[str, Any] | None = dict(encoding_extras) if encoding_extras is not None else None
         #: ``(n, len(ARCH_FEATURE_NAMES))`` float64 structure features read from the networks (NaN = none)
@@ -1016,6 +1019,8 @@ class SearchSpace:
         parent = self.parent_indices
         sub.parent_indices = parent[kept] if parent is not None else kept.astype(np.int64)
         sub.pretrain_info = self.pretrain_info
+        where = {int(old): new for new, old in enumerate(kept.tolist())}
+        sub.transfers = {name: [where[i] for i in ranking if i in where] for name, ranking in self.transfers.items()}
         return sub
 
     # -- surrogate ----------------------------------------------------------------------------------------
@@ -1152,16 +1157,19 @@ class SearchSpace:
         logger.info("pairwise interactions of %r: %s (cross-validated R^2 on the metrics %s without, %s with)",
                     self.name, "used" if verdict["use"] else "not used", verdict["r2_without"], verdict["r2_with"])
 
-    def add_results(self, name: str, results: Mapping[Any, float]) -> None:
+    def add_results(self, name: str, results: Mapping[Any, float], *, maximize: bool = True) -> None:
         """Add the results of an earlier search on this space as a sparse pretraining target.
 
         The next :meth:`pretrain` (or :meth:`preprocess`) fits a head to them like to any profiled metric, and
         every search then starts its objective head from a combination that includes it, so a search on a
-        new dataset or fidelity learns from the old one. The bundle carries them like the profile.
+        new dataset or fidelity learns from the old one. Their best encodings (:attr:`transfers`) are also
+        where a search on the space starts: it evaluates them first unless told otherwise (option
+        ``initial_candidates``). The bundle carries both like the profile.
 
         Args:
             name: a metric name for them, e.g. ``"c10_valid"`` (letters, digits, ``_-.``).
             results: ``{encoding index or encoding tuple: value}``; encodings not given stay unknown (NaN).
+            maximize: whether higher values were better in that search (``False`` for a loss or an error).
 
         Raises:
             ProfilingError: a bad name, an encoding not in the space, or a non-finite value.
@@ -1185,6 +1193,9 @@ class SearchSpace:
                 raise ProfilingError(f"add_results({name!r}): the value of encoding {index} is {value!r}, not finite")
             column[index] = v
         self.profile[name] = column
+        known = np.flatnonzero(np.isfinite(column))
+        order = np.argsort(-column[known] if maximize else column[known], kind="stable")
+        self.transfers[name] = [int(i) for i in known[order][:TRANSFER_BEST]]
         logger.info("added %d results as pretraining target %r of %r", int(np.isfinite(column).sum()), name, self.name)
 
     def describe(self) -> dict[str, Any]:
@@ -1428,6 +1439,10 @@ class SearchSpace:
             raise BundleError(f"{self.function_name!r} in the bundled module is not callable")
         self.encoding_to_net = fn
         return fn
+
+
+#: how many of an earlier search's best results a space keeps (:attr:`SearchSpace.transfers`)
+TRANSFER_BEST = 100
 
 
 def _jsonable(obj: Any) -> Any:

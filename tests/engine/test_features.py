@@ -392,3 +392,30 @@ def test_bad_initial_candidates_are_refused_before_anything_is_saved(make_grid_s
     with pytest.raises(SearchError, match=message):
         SearchInstance("s", tmp_path / "s.json", search_space=space, progress=False, initial_candidates=given)
     assert not (tmp_path / "s.json").exists()
+
+
+def test_a_search_on_a_space_with_added_results_first_evaluates_their_best(make_grid_space, tmp_path: Path) -> None:
+    from nastune import load_search_space
+    from nastune.analysis import interleave_rankings
+
+    space = make_grid_space(n_positions=3, n_values=4)
+    accuracy = {i: float(sum(space.encodings[i])) for i in range(0, 64, 3)}  # higher is better
+    loss = {i: float((i * 7) % 11) for i in range(1, 64, 5)}  # lower is better
+    space.add_results("c10", accuracy)
+    space.add_results("c10_loss", loss, maximize=False)
+    best_accuracy = sorted(accuracy, key=lambda i: (-accuracy[i], i))
+    best_loss = sorted(loss, key=lambda i: (loss[i], i))
+    assert space.transfers == {"c10": best_accuracy, "c10_loss": best_loss}
+    loaded = load_search_space(space.save(tmp_path / "with-results.nastune"))
+    assert loaded.transfers == space.transfers  # the bundle carries them
+
+    expected = interleave_rankings([best_accuracy, best_loss], limit=6)
+    s = SearchInstance("t", None, search_space=loaded, seed=0, progress=False, n_initial=6)
+    assert s.options["initial_candidates"] == expected
+    assert [p.index for p in s.ask(6)] == expected
+    own = SearchInstance("own", None, search_space=loaded, seed=0, progress=False, n_initial=6, initial_candidates=[])
+    assert own.options["initial_candidates"] == [] and [p.index for p in own.ask(6)] != expected
+
+    small = loaded.filter(lambda encoding, metrics: encoding[0] >= 2)  # a subset keeps the rankings it holds
+    kept = small.parent_indices.tolist()
+    assert [kept[i] for i in small.transfers["c10"]] == [i for i in best_accuracy if space.encodings[i][0] >= 2]
