@@ -134,7 +134,7 @@ def add_device_latencies(space: Any, device: str, latencies: Mapping[Any, float]
     name = device_metric_name(device)
     if len(latencies) < 10:
         raise DeviceLatencyError(None, f"{len(latencies)} latencies are too few to learn from; upload at least 10")
-    space.add_results(name, latencies)
+    space.add_results(name, latencies, maximize=None)  # a metric, not a search's results: nothing to start from
     return name
 
 

@@ -1157,7 +1157,7 @@ class SearchSpace:
         logger.info("pairwise interactions of %r: %s (cross-validated R^2 on the metrics %s without, %s with)",
                     self.name, "used" if verdict["use"] else "not used", verdict["r2_without"], verdict["r2_with"])
 
-    def add_results(self, name: str, results: Mapping[Any, float], *, maximize: bool = True) -> None:
+    def add_results(self, name: str, results: Mapping[Any, float], *, maximize: bool | None = True) -> None:
         """Add the results of an earlier search on this space as a sparse pretraining target.
 
         The next :meth:`pretrain` (or :meth:`preprocess`) fits a head to them like to any profiled metric, and
@@ -1169,7 +1169,8 @@ class SearchSpace:
         Args:
             name: a metric name for them, e.g. ``"c10_valid"`` (letters, digits, ``_-.``).
             results: ``{encoding index or encoding tuple: value}``; encodings not given stay unknown (NaN).
-            maximize: whether higher values were better in that search (``False`` for a loss or an error).
+            maximize: whether higher values were better in that search (``False`` for a loss or an error);
+                ``None`` for values that are not a search's results (measured latencies): no ranking is kept.
 
         Raises:
             ProfilingError: a bad name, an encoding not in the space, or a non-finite value.
@@ -1193,9 +1194,11 @@ class SearchSpace:
                 raise ProfilingError(f"add_results({name!r}): the value of encoding {index} is {value!r}, not finite")
             column[index] = v
         self.profile[name] = column
-        known = np.flatnonzero(np.isfinite(column))
-        order = np.argsort(-column[known] if maximize else column[known], kind="stable")
-        self.transfers[name] = [int(i) for i in known[order][:TRANSFER_BEST]]
+        self.transfers.pop(name, None)
+        if maximize is not None:
+            known = np.flatnonzero(np.isfinite(column))
+            order = np.argsort(-column[known] if maximize else column[known], kind="stable")
+            self.transfers[name] = [int(i) for i in known[order][:TRANSFER_BEST]]
         logger.info("added %d results as pretraining target %r of %r", int(np.isfinite(column).sum()), name, self.name)
 
     def describe(self) -> dict[str, Any]:
@@ -1673,7 +1676,7 @@ def warm_started_space(space: SearchSpace, files: Sequence[str | Path], *, seed:
         if len(found) < len(results):
             logger.warning("warm start: %d of %d results of %s are not in this space; ignored",
                            len(results) - len(found), len(results), path)
-        warm.add_results(f"warm{k}", found)
+        warm.add_results(f"warm{k}", found, maximize=None)  # the search's own warm-start order ranks them
     info = space.pretrain_info or {}
     options = dict(info.get("options") or {})
     warm.pretrain(seed=seed, simultaneous=bool(info.get("simultaneous", True)),

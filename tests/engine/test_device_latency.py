@@ -126,6 +126,7 @@ def test_latencies_of_a_subset_teach_the_surrogate_the_rest_and_a_search_can_con
     subset = rng.choice(len(space), size=125, replace=False)  # 20%
     name = add_device_latencies(space, "phone", {int(i): device_truth(space.encodings[int(i)]) for i in subset})
     assert name == "latency_phone" and np.isfinite(space.profile[name]).sum() == 125
+    assert space.transfers == {}  # a measured metric, not results a search should start from
     options = {**FAST_SURROGATE, "pretrain_epochs": 30}
     space.pretrain(seed=0, progress=False, **options)
     quality = held_out_tau(space, name, **options)

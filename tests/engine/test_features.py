@@ -416,6 +416,8 @@ def test_a_search_on_a_space_with_added_results_first_evaluates_their_best(make_
     own = SearchInstance("own", None, search_space=loaded, seed=0, progress=False, n_initial=6, initial_candidates=[])
     assert own.options["initial_candidates"] == [] and [p.index for p in own.ask(6)] != expected
 
+    loaded.add_results("latency_phone", {i: 0.001 * (i + 1) for i in range(12)}, maximize=None)  # a metric
+    assert set(loaded.transfers) == {"c10", "c10_loss"}
     small = loaded.filter(lambda encoding, metrics: encoding[0] >= 2)  # a subset keeps the rankings it holds
     kept = small.parent_indices.tolist()
     assert [kept[i] for i in small.transfers["c10"]] == [i for i in best_accuracy if space.encodings[i][0] >= 2]
