@@ -157,9 +157,11 @@ def space_import_bundle_file(*, space_id: int) -> None:
             space.description = details["description"]
         space.sample_input_shape = details.get("sample_input_shape") or []
         space.tags = details.get("tags") or []
-        space.transfers = [  # only rankings of results the bundle's profile holds
-            {"name": t["name"], "best": [i for i in t["best"] if i < info["n"]]}
-            for t in details.get("transfers") or [] if t["name"] in engine_space.profile]
+        # the rankings of earlier searches' results: the web details', else those the library recorded
+        # (SearchSpace.add_results); only for results the bundle's profile holds
+        ranked = {t["name"]: t["best"] for t in details.get("transfers") or []} or dict(engine_space.transfers)
+        space.transfers = [{"name": name, "best": [i for i in best if i < info["n"]]}
+                           for name, best in ranked.items() if name in engine_space.profile]
         space.encodings_file.save("encodings.json", ContentFile(json.dumps(encodings, separators=(",", ":"))),
                                   save=False)
         services._store_profile(space, dict(engine_space.profile.items()), failures=engine_space.failures)

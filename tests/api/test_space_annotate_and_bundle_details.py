@@ -55,6 +55,18 @@ def test_a_reimported_download_keeps_the_transferred_searches_best_results(api, 
     assert body["transfers"] == [{"name": column, "best": [3, 1]}]  # no other server's search id, no index outside
 
 
+def test_a_bundle_with_results_added_in_the_library_imports_their_ranking(api, pretrained_bundle: Path,
+                                                                         tmp_path: Path) -> None:
+    from nastune import load_search_space
+
+    space = load_search_space(pretrained_bundle)
+    space.add_results("c10", {0: 0.5, 4: 0.9, 7: 0.7})
+    data = space.save(tmp_path / "with-results.nastune").read_bytes()
+    body = imported(api("owner"), api("owner").post("/api/spaces/", {
+        "bundle": SimpleUploadedFile("r.nastune", data), "name": "from the library"}, format="multipart"))
+    assert body["transfers"] == [{"name": "c10", "best": [4, 7, 0]}]
+
+
 def test_a_bundle_written_by_nastune_alone_imports_with_the_default_description(api, pretrained_bundle: Path) -> None:
     response = api("owner").post("/api/spaces/", {"bundle": SimpleUploadedFile("b.nastune",
                                                                                pretrained_bundle.read_bytes())},
