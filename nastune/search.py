@@ -899,7 +899,10 @@ class SearchInstance:
             return True
 
         # 1. initial design
-        n_init_left = max(0, max(self.n_initial, len(self.options["initial_candidates"])) - len(self._started()))
+        started = set(self._started())
+        # named candidates lengthen the design only while they can still be proposed (or have been)
+        named = sum(1 for i in self.options["initial_candidates"] if available[i] or i in started)
+        n_init_left = max(0, max(self.n_initial, named) - len(started))
         if n_init_left > 0:
             for index in self._initial_picks(min(n, n_init_left), available & ~lo_done, rng):
                 if not add(index, "initial"):

@@ -421,3 +421,20 @@ def test_a_search_on_a_space_with_added_results_first_evaluates_their_best(make_
     small = loaded.filter(lambda encoding, metrics: encoding[0] >= 2)  # a subset keeps the rankings it holds
     kept = small.parent_indices.tolist()
     assert [kept[i] for i in small.transfers["c10"]] == [i for i in best_accuracy if space.encodings[i][0] >= 2]
+
+
+def test_named_candidates_the_constraints_rule_out_do_not_lengthen_the_initial_design(make_grid_space) -> None:
+    space = make_grid_space(n_positions=3, n_values=4)
+    size = space.profile["size"]
+    small, big = np.flatnonzero(size <= np.median(size)), np.flatnonzero(size > np.median(size))
+    s = SearchInstance("c", None, search_space=space, seed=0, progress=False, n_initial=2,
+                       initial_candidates=[int(big[0]), int(big[1]), int(small[0])],
+                       constraints={"size": ("<=", float(np.median(size)))})
+    proposals = []
+    for _ in range(3):
+        (p,) = s.ask(1)
+        proposals.append(p)
+        s.tell(p.index, p.fidelity, float(sum(space.encodings[p.index])))
+    assert proposals[0].index == small[0]  # the one feasible named candidate first
+    assert [p.reason for p in proposals] == ["initial", "initial", "acquisition"]  # n_initial, not 3
+    assert not {p.index for p in proposals} & {int(big[0]), int(big[1])}
