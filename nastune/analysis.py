@@ -9,13 +9,26 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "TRANSFER_BEST",
     "best_curve",
+    "best_first",
     "expected_random_search_curve",
     "held_out_kendall_tau",
     "hypervolume_2d",
     "interleave_rankings",
     "non_dominated",
 ]
+
+
+#: how many of an earlier search's best results a space keeps to start later searches from
+TRANSFER_BEST = 100
+
+
+def best_first(values: Mapping[int, float], *, maximize: bool, limit: int | None = TRANSFER_BEST) -> list[int]:
+    """The indices of ``values`` (index -> result) best first in the search's direction, ties by index; the
+    first ``limit`` of them (all when ``None``). The ranking a space keeps of an earlier search's results."""
+    order = sorted(values, key=lambda i: (-values[i] if maximize else values[i], i))
+    return [int(i) for i in (order if limit is None else order[:limit])]
 
 
 def interleave_rankings(rankings: Sequence[Sequence[int]], limit: int | None = None) -> list[int]:

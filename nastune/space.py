@@ -795,7 +795,8 @@ class SearchSpace:
         self.parent_indices: np.ndarray | None = None
         self.pretrain_info: dict[str, Any] | None = None
         #: earlier searches' results added with :meth:`add_results`: name -> their best encoding indices, best
-        #: first (at most :data:`TRANSFER_BEST`); a search on the space evaluates them first (``initial_candidates``)
+        #: first (at most :data:`nastune.analysis.TRANSFER_BEST`); a search on the space evaluates them first
+        #: (``initial_candidates``)
         self.transfers: dict[str, list[int]] = {}
         #: ordinal columns and pairwise interactions added to the spec's features (see :mod:`nastune.features`)
         self.encoding_extras: dict[str, Any] | None = dict(encoding_extras) if encoding_extras is not None else None
@@ -1196,9 +1197,10 @@ class SearchSpace:
         self.profile[name] = column
         self.transfers.pop(name, None)
         if maximize is not None:
+            from nastune.analysis import best_first
+
             known = np.flatnonzero(np.isfinite(column))
-            order = np.argsort(-column[known] if maximize else column[known], kind="stable")
-            self.transfers[name] = [int(i) for i in known[order][:TRANSFER_BEST]]
+            self.transfers[name] = best_first({int(i): float(column[i]) for i in known}, maximize=maximize)
         logger.info("added %d results as pretraining target %r of %r", int(np.isfinite(column).sum()), name, self.name)
 
     def describe(self) -> dict[str, Any]:
@@ -1442,10 +1444,6 @@ class SearchSpace:
             raise BundleError(f"{self.function_name!r} in the bundled module is not callable")
         self.encoding_to_net = fn
         return fn
-
-
-#: how many of an earlier search's best results a space keeps (:attr:`SearchSpace.transfers`)
-TRANSFER_BEST = 100
 
 
 def _jsonable(obj: Any) -> Any:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from django.conf import settings
 
-from nastune.analysis import interleave_rankings
+from nastune.analysis import TRANSFER_BEST, best_first, interleave_rankings
 from nastune.bundle import read_bundle, write_bundle
 from nastune.device_latency import DeviceLatencyError, device_metric_name, parse_latency_csv
 from nastune.errors import BundleError, EncodingError, NastuneError
@@ -28,10 +28,12 @@ if TYPE_CHECKING:
     import nastune
 
 __all__ = [
+    "TRANSFER_BEST",
     "BundleError",
     "DeviceLatencyError",
     "EncodingError",
     "NastuneError",
+    "best_first",
     "device_metric_name",
     "encoding_table",
     "feature_spec",

@@ -352,10 +352,6 @@ def space_annotate(*, space: SearchSpace, name: str | None = None, description: 
     return space
 
 
-#: how many of a transferred search's best results a space keeps, best first, for later searches to start from
-TRANSFER_BEST = 100
-
-
 BUNDLE_DETAILS = "nasweb.json"
 """Bundle member with what the web app knows beyond the engine: description, sample input shape, tags."""
 
@@ -383,7 +379,7 @@ def _bundle_details(path: Path) -> dict[str, Any]:
     if isinstance(transfers, list):  # names and rankings only; whoever imports checks them against the profile
         cleaned["transfers"] = [
             {"name": t["name"], "best": [i for i in t["best"] if isinstance(i, int) and not isinstance(i, bool)
-                                         and i >= 0][:TRANSFER_BEST]}
+                                         and i >= 0][:engine.TRANSFER_BEST]}
             for t in transfers[:100]
             if isinstance(t, dict) and isinstance(t.get("name"), str) and isinstance(t.get("best"), list)]
     return cleaned
@@ -433,7 +429,7 @@ def space_add_search_results(*, space: SearchSpace, search: Any, name: str = "")
     results = dict(search.evaluations.filter(
         fidelity=Evaluation.Fidelity.HI, state=Evaluation.State.DONE, retried=False, value__isnull=False,
     ).values_list("encoding_index", "value"))
-    best = sorted(results, key=lambda i: (-results[i] if not search.minimizes else results[i], i))[:TRANSFER_BEST]
+    best = engine.best_first(results, maximize=not search.minimizes)
     if not results:
         raise DomainError("search", "that search has no successful high-fidelity result yet")
     with transaction.atomic():
