@@ -440,7 +440,7 @@ def _measure(
     settings: ProfileSettings,
 ) -> None:
     metrics = settings.metrics
-    needs_cpu = any(m in metrics for m in ("params_test", "latency", "memory"))
+    needs_cpu = any(m in metrics for m in ("params_test", "latency", "memory")) or settings.latency_device is not None
     meta_flops = "flops" in metrics and (
         settings.flops_device == "meta" or (settings.flops_device == "auto" and not needs_cpu)
     )

@@ -56,6 +56,18 @@ def test_profiling_with_a_latency_device_adds_the_named_column(tiny_module: Modu
     assert "latency" in table.metrics  # the worker-CPU latency stays as it was
 
 
+@pytest.mark.parametrize("metrics", [("params",), ()])
+def test_a_latency_device_is_measured_when_no_cpu_metric_is_asked(tiny_module: ModuleType,
+                                                                   tiny_encodings: list[tuple],
+                                                                   metrics: tuple[str, ...]) -> None:
+    # params alone are counted on the meta device; the device latency still needs a real network
+    table = profile_encodings(tiny_module.encoding_to_net, tiny_encodings[:2], torch.rand(2, 3, 8, 8),
+                              metrics=metrics, latency_device="cpu", latency_repeats=2)
+    column = table.metrics[device_latency_metric("cpu")]
+    assert np.all(np.isfinite(column)) and np.all(column > 0)
+    assert "latency" not in table.metrics
+
+
 def test_device_latency_is_the_median_of_timed_forwards_on_cpu() -> None:
     class Slow(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
