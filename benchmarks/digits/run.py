@@ -19,7 +19,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import cache
 from multiprocessing import Pool
@@ -191,7 +191,10 @@ def table_facts() -> list[str]:
     ]
 
 
-def target_lines(summary: dict[str, dict[str, Any]], paired: Any, budget: int) -> list[str]:
+Paired = Callable[[str, str], "tuple[float, float, float, float, int] | None"]
+
+
+def target_lines(summary: dict[str, dict[str, Any]], paired: Paired, budget: int) -> list[str]:
     """Issue 13's digits targets, computed from the tables (``paired(first, second)`` as in the report)."""
     out = ["## Targets of issue 13", "", "Computed from the tables above (nothing here is typed in by hand):", ""]
 
@@ -280,6 +283,7 @@ def build_report(methods: Sequence[str], seeds: Sequence[int], budget: int, wall
         ("nastune", "tpe"),
         ("nastune-multifidelity", "nastune"),
     ]
+
     def paired(first: str, second: str) -> tuple[float, float, float, float, int] | None:
         if first not in results or second not in results:
             return None
