@@ -387,6 +387,47 @@ class EmbeddingGP:
         K = self._shape(h, u / h["lengthscale"], b, bb).mul_(h["matern"])
         return K if linear is None else K.add_(linear)
 
+    def sample_functions(self, X: Any, n_samples: int, rng: np.random.Generator, *,
+                         n_features: int = 1024) -> np.ndarray | None:
+        """``(n_samples, m)`` joint posterior draws of the standardised hi-fi objective at the rows of ``X``
+        (random Fourier features of the prior, then conditioned on the observations pathwise). ``None`` before
+        a fit, with observations at another fidelity, or with the linear representation kernel."""
+        s = self._state
+        if s is None or self.hyper["kernel"] != "matern" or bool((s["f"] != self._fidelity_index("hi")).any()):
+            return None
+        u, p = self._inputs(X)
+        h = self._unpack(s["theta"], u.shape[1])
+        k = u.shape[1]
+        g = torch.as_tensor(rng.chisquare(5.0, size=n_features), dtype=torch.float64)
+        omega = torch.as_tensor(rng.standard_normal((k, n_features)), dtype=torch.float64) * (5.0 / g).sqrt()
+        phase = torch.as_tensor(rng.uniform(0, 2 * math.pi, n_features), dtype=torch.float64)
+        w = torch.as_tensor(rng.standard_normal((n_features, n_samples)), dtype=torch.float64)
+        scale = (h["matern"] * 2.0 / n_features).sqrt()
+
+        def prior(uu: torch.Tensor, pp: torch.Tensor | None, v: torch.Tensor | None) -> torch.Tensor:
+            out = torch.cos((uu / h["lengthscale"]) @ omega + phase) @ w * scale
+            if pp is not None and v is not None:
+                out = out + pp @ v * (h["linear"] / pp.shape[1]).sqrt()
+            return out
+
+        v = None if p is None else torch.as_tensor(rng.standard_normal((p.shape[1], n_samples)), dtype=torch.float64)
+        noise = h["noise"] + float(self.hyper["noise_floor"]) + float(self.hyper["jitter"])
+        L = s["L"]
+        y = L @ (L.T @ s["alpha"])
+        eps = torch.as_tensor(rng.standard_normal((len(y), n_samples)), dtype=torch.float64) * noise.sqrt()
+        resid = y[:, None] - prior(s["u"], s["p"], v) - eps
+        coef = torch.cholesky_solve(resid, L)  # (m_obs, S)
+        b = s["u"] / h["lengthscale"]
+        bb = (b * b).sum(1)
+        linear = None if p is None else h["linear"] / p.shape[1] * s["p"].T
+        out = np.empty((n_samples, len(u)))
+        with torch.no_grad():
+            for a in range(0, len(u), 8192):
+                sl = slice(a, a + 8192)
+                Ks = self._cross_kernel(h, u[sl], b, bb, None if p is None or linear is None else p[sl] @ linear)
+                out[:, sl] = (prior(u[sl], None if p is None else p[sl], v) + Ks @ coef).T.numpy()
+        return out
+
     def predict_members(self, X: Any, fidelity: str = "hi", *, standardised: bool = False) -> np.ndarray:
         """``(n_members, m)`` float32: ``mean + z_j * std`` for the fixed quantiles ``z_j`` (standardised units,
         or back in original units)."""

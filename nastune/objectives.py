@@ -15,15 +15,21 @@ the hypervolume.
 
 Pareto acquisition. Two objectives, by default (``pareto_acquisition="membership"``): the closed-form
 probability that a candidate is not dominated by the front of the results (the objectives as independent
-Gaussians with the ensemble's mean and member spread), times the feasibility probability. It values every
-likely front member alike, however little hypervolume it adds, and found more of the true front than EHVI
-on the NB201 tuning seeds (median share 0.52 / 0.57 / 0.52 against 0.46 / 0.54 / 0.43 on CIFAR-10 /
-CIFAR-100 / ImageNet16-120; ``benchmarks/nb201/README.md``). Option ``"ehvi"``: Monte-Carlo expected
-hypervolume improvement whose samples are the
-ensemble's members (each member is one plausible function; HVI is computed exactly per member in 2-D and
-averaged), times the feasibility probability. EHVI was chosen over random scalarisations because it rewards
-exactly what the progress measure (dominated hypervolume) counts, needs no weight distribution, and in 2-D
-is exact and vectorised over all candidates in ``O(n * |front|)``; its weakness, a zero score wherever no
+Gaussians with the surrogate's mean and spread), times the feasibility probability. It values every likely
+front member alike, however little hypervolume it adds, and found more of the true front than EHVI on the
+NB201 tuning seeds of its time (``benchmarks/nb201/README.md``). Its blind spot: every candidate faster than
+all results is undominated, so it spends much of its budget on the fast, inaccurate end. Option ``"front"``:
+the share of joint posterior draws of the primary objective (whole functions over the space,
+:meth:`nastune.gp.EmbeddingGP.sample_functions`; an ensemble's members) in whose Pareto front over the *whole
+space* the candidate lies, the results keeping their observed values in every draw, times the feasibility
+probability. A candidate likely beaten by an unevaluated, no slower one scores low. On NB201 it found more of
+the true front on the tuning seeds and as much as the default on the reported ones, at about four times the time per
+step, so the default stayed.
+Option ``"ehvi"``: Monte-Carlo expected hypervolume improvement whose samples are the ensemble's members (each
+member is one plausible function; HVI is computed exactly per member in 2-D and averaged), times the
+feasibility probability. EHVI was chosen over random scalarisations because it rewards exactly what the
+progress measure (dominated hypervolume) counts, needs no weight distribution, and in 2-D is exact and
+vectorised over all candidates in ``O(n * |front|)``; its weakness, a zero score wherever no
 member improves the front, is covered by falling back to a random Chebyshev scalarisation of one member
 (ParEGO-style Thompson step). More than two objectives use that scalarisation throughout, because exact
 n-D HVI over every candidate is too costly; the n-D hypervolume itself (progress) is computed exactly by

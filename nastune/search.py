@@ -127,7 +127,8 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "reference_point": {},  # {objective: value} for the hypervolume; missing ones are computed
     "min_feasibility": 0.05,  # candidates less likely to be feasible are not proposed while others remain
     # two objectives: "membership" (probability of not being dominated by the results' front: favours
-    # candidates likely on the front, however thin) or "ehvi" (expected hypervolume improvement over the members)
+    # candidates likely on the front, however thin), "front" (share of joint posterior draws in whose
+    # whole-space front the candidate lies) or "ehvi" (expected hypervolume improvement over the members)
     "pareto_acquisition": "membership",
 }
 
@@ -303,8 +304,8 @@ class SearchInstance:
         if self.options["initial_design"] not in ("random", "diverse", "clusters", "prior"):
             raise SearchError("initial_design must be 'clusters', 'diverse', 'random' or 'prior',"
                               f" got {self.options['initial_design']!r}")
-        if self.options["pareto_acquisition"] not in ("ehvi", "membership"):
-            raise SearchError("pareto_acquisition must be 'ehvi' or 'membership',"
+        if self.options["pareto_acquisition"] not in ("membership", "front", "ehvi"):
+            raise SearchError("pareto_acquisition must be 'membership', 'front' or 'ehvi',"
                               f" got {self.options['pareto_acquisition']!r}")
         if self.options["surrogate"] not in ("ensemble", "gp"):
             raise SearchError(f"surrogate must be 'ensemble' or 'gp', got {self.options['surrogate']!r}")
@@ -1046,8 +1047,9 @@ class SearchInstance:
 
     def _pareto_picks(self, model: Surrogate, target: str, q: int, available: np.ndarray,
                       rng: np.random.Generator, p_feasible: np.ndarray | None, *, explore: bool) -> list[int]:
-        """Several objectives: the probability of not being dominated by the front (2 objectives, default) or
-        EHVI over the ensemble's members (option ``pareto_acquisition``), or a random Chebyshev
+        """Several objectives: with two, the probability of not being dominated by the results' front (default),
+        the share of joint posterior draws whose whole-space front holds the candidate, or EHVI over the
+        members (option ``pareto_acquisition``); else, or when none of these scores a candidate, a random Chebyshev
         scalarisation of one member (more, an exploration step, or when no member improves the front), times
         the feasibility probability; a batch believes each pick's mean joined the front."""
         goals = self.goals
@@ -1084,6 +1086,10 @@ class SearchInstance:
             if len(goals.objectives) == 2 and not explore:
                 if self.options["pareto_acquisition"] == "membership":
                     scores = non_domination_probability(S.mean(0), S.std(0), front) * weight
+                elif self.options["pareto_acquisition"] == "front":
+                    scores = self._front_frequency(model, target, S, avail, weight, rng) * weight
+                    if not np.any(scores[avail] > 0):  # no draw puts an available candidate on the front
+                        scores = non_domination_probability(S.mean(0), S.std(0), front) * weight
                 else:
                     scores = ehvi_2d(S, front, reference) * weight
             if not np.any(scores[avail] > 0):
@@ -1096,6 +1102,32 @@ class SearchInstance:
             avail[choice] = False
             front = np.vstack([front.reshape(-1, S.shape[2]), S[:, choice, :].mean(0)])
         return picks
+
+    def _front_frequency(self, model: Surrogate, target: str, S: np.ndarray, avail: np.ndarray,
+                         weight: np.ndarray, rng: np.random.Generator, n_samples: int = 32) -> np.ndarray:
+        """Share of joint posterior draws of the primary objective in whose Pareto front over the whole space
+        (against the second objective: a random member's values, exact where measured) each available
+        candidate lies; the results keep their observed values in every draw. The GP draws whole functions
+        (:meth:`~nastune.gp.EmbeddingGP.sample_functions`); an ensemble's members already are such draws."""
+        sampler = getattr(model, "sample_functions", None)
+        draws = sampler(self._features, n_samples, rng) if sampler is not None else None
+        if draws is None:
+            draws = model.predict_members(self._features, target, standardised=True).astype(np.float64)
+        his = [e for e in self._history if e["fidelity"] == "hi" and e["value"] is not None]
+        if his and target in model.objective_transforms:
+            idx = np.array([int(e["index"]) for e in his])
+            draws[:, idx] = model.standardise(np.array([float(e["value"]) for e in his]), target)[None, :]
+        counts = np.zeros(S.shape[1])
+        allowed = np.flatnonzero(weight > 0)
+        for draw in draws:
+            second = S[int(rng.integers(S.shape[0])), allowed, 1]
+            # best second objective first, ties by the primary: a candidate is on the front when its primary beats
+            # every candidate before it
+            order = allowed[np.lexsort((-draw[allowed], -second))]
+            primary = draw[order]
+            best_before = np.maximum.accumulate(np.concatenate([[-np.inf], primary[:-1]]))
+            counts[order[primary > best_before]] += 1
+        return np.where(avail, counts / len(draws), 0.0)
 
     def _pareto_stalled(self) -> bool:
         """Several objectives: the last ``stall_patience`` high-fidelity results added no hypervolume."""

@@ -63,6 +63,44 @@ def test_pseudo_members_carry_the_posterior_mean_and_std_exactly() -> None:
     np.testing.assert_allclose(members.std(0), std, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("pretrained", [False, True])
+def test_joint_draws_have_the_posterior_mean_and_std_and_are_smooth(pretrained: bool) -> None:
+    X, y = grid(300)
+    base = None
+    if pretrained:  # the linear term on the pretrained metric predictions is drawn too
+        base = DeepEnsemble(3, ["size"], n_members=2, seed=0, hidden=16, pretrain_epochs=20)
+        base.pretrain(X, {"size": np.exp(X[:, 2]).astype(np.float64)}, progress=False)
+    gp = EmbeddingGP(base, X, objective_transform="zscore")
+    assert gp.sample_functions(X, 4, np.random.default_rng(0)) is None  # nothing to condition on yet
+    gp.fit(X[:40], y[:40])
+    draws = gp.sample_functions(X, 2000, np.random.default_rng(0), n_features=4096)
+    assert draws is not None and draws.shape == (2000, 300)
+    mean, std = gp._posterior(X, "hi")
+    # Monte-Carlo error of 2,000 draws: about std / 45 for the mean
+    assert np.abs(draws.mean(0) - mean).max() < 0.15 * std.max() + 0.02
+    # random Fourier features approximate the prior: the spread is right up to a few per cent, almost everywhere
+    assert np.median(np.abs(draws.std(0) / std - 1)) < 0.1
+    assert np.corrcoef(draws.std(0), std)[0, 1] > 0.9
+    # joint, not independent: close candidates move together within a draw
+    near = np.argsort(np.linalg.norm(X - X[100], axis=1))[1]
+    centred = draws - draws.mean(0)
+    assert np.corrcoef(centred[:, 100], centred[:, near])[0, 1] > 0.5
+    assert abs(np.corrcoef(centred[:, 100], centred[:, 101])[0, 1]) < np.corrcoef(centred[:, 100],
+                                                                                  centred[:, near])[0, 1]
+    # and the observations keep (nearly) their values: the noise is small
+    np.testing.assert_allclose(draws[:, :40].mean(0), mean[:40], atol=0.05)
+
+
+def test_no_joint_draws_from_a_linear_kernel_or_with_low_fidelity_results() -> None:
+    X, y = grid(100)
+    linear = EmbeddingGP(None, X, kernel="linear")
+    linear.fit(X[:20], y[:20])
+    assert linear.sample_functions(X, 3, np.random.default_rng(0)) is None
+    mixed = EmbeddingGP(None, X)
+    mixed.fit(X[:20], y[:20], ["hi"] * 10 + ["lo"] * 10)
+    assert mixed.sample_functions(X, 3, np.random.default_rng(0)) is None
+
+
 def test_a_believer_refit_keeps_the_hyperparameters_and_shrinks_the_std_where_it_believes() -> None:
     X, y = grid()
     gp = EmbeddingGP(None, X, objective_transform="zscore")

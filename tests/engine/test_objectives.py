@@ -213,7 +213,7 @@ def test_the_history_csv_carries_every_objective(tmp_path: Path) -> None:
         assert float(row["latency_ms"]) == e["objectives"]["latency_ms"]
 
 
-@pytest.mark.parametrize("pareto_acquisition", ["ehvi", "membership"])
+@pytest.mark.parametrize("pareto_acquisition", ["membership", "front", "ehvi"])
 def test_the_pareto_search_grows_the_hypervolume_and_reports_the_front(tmp_path: Path,
                                                                       pareto_acquisition: str) -> None:
     space = grid_space(tmp_path)
@@ -238,8 +238,21 @@ def test_the_pareto_search_grows_the_hypervolume_and_reports_the_front(tmp_path:
     assert len(found) >= 4, (sorted(expected), sorted(true_front))
 
 
+def test_the_front_acquisition_takes_an_ensembles_members_as_its_draws(tmp_path: Path) -> None:
+    # the fine-tuned ensemble has no function sampler: its members are the joint draws
+    space = grid_space(tmp_path)
+    s = SearchInstance("mo", None, search_space=space, hi_fi_eval=lambda e: {"accuracy": accuracy(e)}, seed=0,
+                       progress=False, n_initial=5, objectives={"accuracy": "max", "latency": "min"},
+                       pareto_acquisition="front", surrogate="ensemble")
+    s.run_search(12)
+    assert [e["reason"] for e in s.history].count("acquisition") >= 5
+    everything = np.array([[accuracy(e), -latency(e)] for e in space.encodings])
+    true_front = set(np.flatnonzero(pareto_mask(everything)).tolist())
+    assert len(true_front & {e["index"] for e in s.history}) >= 3
+
+
 def test_an_unknown_pareto_acquisition_is_refused_with_the_choices(tmp_path: Path) -> None:
-    with pytest.raises(SearchError, match="'ehvi' or 'membership'"):
+    with pytest.raises(SearchError, match="'membership', 'front' or 'ehvi'"):
         SearchInstance("mo", None, search_space=grid_space(tmp_path), seed=0, progress=False,
                        objectives={"accuracy": "max", "latency": "min"}, pareto_acquisition="hv")
 
