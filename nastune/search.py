@@ -1108,7 +1108,9 @@ class SearchInstance:
         """Share of joint posterior draws of the primary objective in whose Pareto front over the whole space
         (against the second objective: a random member's values, exact where measured) each available
         candidate lies; the results keep their observed values in every draw. The GP draws whole functions
-        (:meth:`~nastune.gp.EmbeddingGP.sample_functions`); an ensemble's members already are such draws."""
+        (:meth:`~nastune.gp.EmbeddingGP.sample_functions`); an ensemble's members already are such draws. Where
+        the GP draws none (low-fidelity results, a linear representation kernel) its pseudo-members stand in:
+        the posterior mean shifted by one multiple of the std per member, not independent draws."""
         sampler = getattr(model, "sample_functions", None)
         draws = sampler(self._features, n_samples, rng) if sampler is not None else None
         if draws is None:
