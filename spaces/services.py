@@ -429,9 +429,9 @@ def space_add_search_results(*, space: SearchSpace, search: Any, name: str = "")
     results = dict(search.evaluations.filter(
         fidelity=Evaluation.Fidelity.HI, state=Evaluation.State.DONE, retried=False, value__isnull=False,
     ).values_list("encoding_index", "value"))
-    best = engine.best_first(results, maximize=not search.minimizes)
     if not results:
         raise DomainError("search", "that search has no successful high-fidelity result yet")
+    best = engine.best_first(results, maximize=not search.minimizes)
     with transaction.atomic():
         locked = SearchSpace.objects.select_for_update().get(id=space.id)
         if locked.state != SearchSpace.State.READY:
